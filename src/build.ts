@@ -1,0 +1,259 @@
+// `uniso build`: ingest the appliance (and any per-family variants or
+// overlays) into one pool, compile every format's views into recipes,
+// checksum them, write the catalog, and assemble the universal ISO. All
+// intermediate files live in a temp directory beside the output, which is
+// renamed into place only when everything succeeded.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { ingest, Ingested } from './ingest';
+import { PoolWriter } from './pool/writer';
+import { BlockStore, blockTableFrom } from './pool/reader';
+import { FileSource } from './io/source';
+import { CatalogWriter } from './catalog/writer';
+import { RecipeReader, LiteralSource } from './recipe/reader';
+import { Recipe, RecipeBuilder } from './recipe/recipe';
+import { applyOverlay, EntryType, Tree, BLOCK_SIZE } from './tree';
+import { FORMATS } from './formats';
+import { FAMILIES, Family, FormatContext, ViewOut } from './formats/context';
+import { GzipCompiler } from './formats/gzip';
+import { applianceNames, ApplianceNames } from './formats/naming';
+import { readmeText } from './formats/readme';
+import { ingestDirectory } from './ingest/dir';
+import { writeUniversalIso } from './iso/writer';
+import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME } from './image/layout';
+import { sha256Source } from './util/hash';
+import { Progress } from './util/progress';
+import { checkOutputDir, removeQuietly, tempNameFor } from './util/atomic';
+import { fileError, UserError } from './util/errors';
+
+export interface BuildOptions {
+  input: string;
+  output: string;
+  name?: string;
+  variants: Map<Family, string>;
+  overlays: Map<Family, string>;
+  level: number;
+  quiet: boolean;
+}
+
+export interface BuildResult {
+  output: string;
+  views: { path: string; size: number; sha256: string }[];
+  poolBytes: number;
+  inputBytes: number;
+  warnings: string[];
+}
+
+/** Parse "FAMILY=PATH" option values. */
+export function parseFamilyOption(values: string[], option: string): Map<Family, string> {
+  const out = new Map<Family, string>();
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    const fam = v.slice(0, eq) as Family;
+    if (eq <= 0 || !FAMILIES.includes(fam) || eq === v.length - 1) {
+      throw new UserError(`${option} ${v}: expected FAMILY=PATH with FAMILY one of ${FAMILIES.join(', ')}`);
+    }
+    if (out.has(fam)) throw new UserError(`${option}: family ${fam} given twice`);
+    out.set(fam, v.slice(eq + 1));
+  }
+  return out;
+}
+
+class BuildLiterals implements LiteralSource {
+  constructor(private readonly db: import('better-sqlite3').Database) {}
+  literal(id: number): Buffer {
+    const row = this.db.prepare('SELECT size, packed, data FROM literals WHERE id = ?').get(id) as { size: number; packed: number; data: Buffer };
+    return row.packed ? require('node:zlib').inflateRawSync(row.data) : row.data;
+  }
+}
+
+/** Read a small regular file of a tree through the pool (e.g. /etc/debian_version). */
+async function readTreeFile(tree: Tree, p: string, blocks: BlockStore, max = 1 << 16): Promise<Buffer | undefined> {
+  const i = tree.lookup(p);
+  if (!i || i.type !== EntryType.File || !i.content || i.content.size > max) return undefined;
+  const parts: Buffer[] = [];
+  for (let k = 0; k < i.content.blocks.length; k++) {
+    const id = i.content.blocks[k];
+    const len = Math.min(BLOCK_SIZE, i.content.size - k * BLOCK_SIZE);
+    parts.push(id === 0 ? Buffer.alloc(len) : await blocks.inflated(id));
+  }
+  return Buffer.concat(parts);
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const output = path.resolve(opts.output);
+  checkOutputDir(output);
+  if (!fs.existsSync(opts.input)) throw fileError(opts.input, 'no such file or directory');
+  for (const [fam, p] of [...opts.variants, ...opts.overlays]) {
+    if (!fs.existsSync(p)) throw fileError(p, `no such file or directory (given for family ${fam})`);
+  }
+  for (const [fam, p] of opts.overlays) {
+    if (!fs.statSync(p).isDirectory()) throw fileError(p, `--overlay ${fam}= needs a directory`);
+  }
+  const progress = new Progress(!opts.quiet);
+  const tmp = fs.mkdtempSync(path.join(path.dirname(output), `.uniso-build-`));
+  const isoTmp = tempNameFor(output);
+  const warnings: string[] = [];
+  let pool: PoolWriter | undefined;
+  let catalog: CatalogWriter | undefined;
+  let poolSrc: FileSource | undefined;
+  try {
+    const stageDir = path.join(tmp, 'uniso');
+    fs.mkdirSync(stageDir);
+    const poolPath = path.join(stageDir, POOL_NAME);
+    pool = new PoolWriter(poolPath, opts.level);
+
+    // 1. ingest: base tree, then variants and overlays, all into one pool
+    const base: Ingested = await ingest(opts.input, pool, progress);
+    warnings.push(...base.warnings);
+    const familyTrees = new Map<Family, Tree>();
+    for (const fam of FAMILIES) {
+      let t: Tree | undefined;
+      const variant = opts.variants.get(fam);
+      if (variant) {
+        const v = await ingest(variant, pool, progress);
+        warnings.push(...v.warnings);
+        t = v.tree;
+      }
+      const overlay = opts.overlays.get(fam);
+      if (overlay) {
+        progress.phase(`reading overlay ${overlay}`);
+        t = applyOverlay(t ?? base.tree, await ingestDirectory(overlay, pool, progress));
+      }
+      if (t) familyTrees.set(fam, t.renumbered());
+    }
+    const baseTree = base.tree.renumbered();
+    progress.phase('compressing');
+    const poolBytes = await pool.finish();
+
+    // 2. catalog: blocks, contents, trees
+    catalog = new CatalogWriter(path.join(tmp, 'catalog.build.sqlite'));
+    catalog.writeBlocks(pool.blocks, pool.hashes);
+    catalog.writeContents(pool.contents);
+    const treeIds = new Map<Tree, number>();
+    const baseId = catalog.writeTree('base', baseTree);
+    treeIds.set(baseTree, baseId);
+    const treeOf = (fam: Family) => familyTrees.get(fam) ?? baseTree;
+    for (const fam of FAMILIES) {
+      const t = treeOf(fam);
+      if (!treeIds.has(t)) treeIds.set(t, catalog.writeTree(fam, t));
+      catalog.setFamily(fam, treeIds.get(t)!);
+    }
+
+    poolSrc = FileSource.open(poolPath);
+    const blocks = new BlockStore(poolSrc, blockTableFrom(pool.blocks), { name: poolPath, cacheBytes: 256 << 20 });
+    const literals = new BuildLiterals(catalog.database);
+    const debVersion = (await readTreeFile(baseTree, 'etc/debian_version', blocks))?.toString('utf8').trim();
+    const names: ApplianceNames = applianceNames(opts.name ?? path.basename(opts.input), debVersion);
+    let newest = baseTree.newestMtimeNs();
+    for (const t of familyTrees.values()) if (t.newestMtimeNs() > newest) newest = t.newestMtimeNs();
+    const mtimeSec = newest / 1_000_000_000n;
+    const memo = new Map<string, unknown>();
+    const catalogW = catalog;
+    const ctx: FormatContext = {
+      names,
+      tree: treeOf,
+      treeKey: (fam) => String(treeIds.get(treeOf(fam))),
+      catalog: catalogW,
+      blocks: pool.blocks,
+      gzip: new GzipCompiler(catalogW, pool.blocks),
+      mtimeSec,
+      sha256: (r: Recipe) => sha256Source(new RecipeReader(r, blocks, literals)),
+      memo<T>(key: string, make: () => T): T {
+        if (!memo.has(key)) memo.set(key, make());
+        return memo.get(key) as T;
+      },
+      warn: (m) => { if (!warnings.includes(m)) warnings.push(m); },
+    };
+
+    // 3. views
+    progress.phase('building views');
+    const views: ViewOut[] = [];
+    for (const f of FORMATS) views.push(...(await f.build(ctx)));
+
+    // 4. checksums (each distinct recipe once)
+    const total = views.reduce((s, v) => s + v.recipe.size, 0);
+    progress.phase('checksumming views', total);
+    const shaByRecipe = new Map<Recipe, string>();
+    const results: BuildResult['views'] = [];
+    for (const v of views) {
+      let sha = shaByRecipe.get(v.recipe);
+      if (!sha) {
+        sha = await sha256Source(new RecipeReader(v.recipe, blocks, literals), (n) => progress.add(n));
+        shaByRecipe.set(v.recipe, sha);
+      } else {
+        progress.add(v.recipe.size);
+      }
+      results.push({ path: v.path, size: v.recipe.size, sha256: sha });
+    }
+    const mtime = Number(mtimeSec);
+    const literalView = (text: string) => {
+      const b = Buffer.from(text, 'utf8');
+      const rb = new RecipeBuilder();
+      rb.literal(catalogW.addLiteral(b), b.length);
+      return { recipe: rb.build(), sha: crypto.createHash('sha256').update(b).digest('hex') };
+    };
+    for (const [i, v] of views.entries()) {
+      const sha = results[i].sha256;
+      catalogW.addView({ path: v.path, kind: 'file', recipe: catalogW.addRecipe(v.recipe), size: v.recipe.size,
+        mtimeSec: mtime, sha256: sha, format: v.format, description: v.description });
+      const side = literalView(`${sha}  ${path.basename(v.path)}\n`);
+      catalogW.addView({ path: `${v.path}.sha256`, kind: 'file', recipe: catalogW.addRecipe(side.recipe), size: side.recipe.size,
+        mtimeSec: mtime, sha256: side.sha, format: 'sha256', description: `SHA-256 of ${path.basename(v.path)}` });
+    }
+    const readme = literalView(readmeText(names, views.map((v) => ({ path: v.path, size: v.recipe.size, description: v.description })), warnings));
+    catalogW.addView({ path: 'README.txt', kind: 'file', recipe: catalogW.addRecipe(readme.recipe), size: readme.recipe.size,
+      mtimeSec: mtime, sha256: readme.sha, format: 'readme', description: 'what is here and how to use it' });
+    catalogW.addView({ path: 'rootfs', kind: 'tree', tree: baseId, size: 0, mtimeSec: mtime, format: 'rootfs',
+      description: 'the appliance file system, browsable' });
+
+    const inputBytes = fs.statSync(opts.input).isFile() ? fs.statSync(opts.input).size : 0;
+    catalogW.setMeta('name', names.name);
+    catalogW.setMeta('template', names.template);
+    catalogW.setMeta('input_kind', base.kind);
+    catalogW.setMeta('input_name', path.basename(opts.input));
+    if (base.rootSquashfs) catalogW.setMeta('root_squashfs', base.rootSquashfs);
+    catalogW.setMeta('deflate_level', String(opts.level));
+    catalogW.setMeta('pool_bytes_in', String(pool.stats.bytesIn));
+    catalogW.setMeta('pool_blocks_offered', String(pool.stats.blocksIn));
+    catalogW.setMeta('pool_zero_blocks', String(pool.stats.zeroBlocks));
+    catalogW.setMeta('warnings', JSON.stringify(warnings));
+    catalogW.setMeta('families', JSON.stringify(Object.fromEntries(FAMILIES.map((f) => [f,
+      opts.variants.has(f) || opts.overlays.has(f) ? [opts.variants.has(f) ? 'variant' : '', opts.overlays.has(f) ? 'overlay' : ''].filter(Boolean).join('+') : 'base']))));
+
+    // 5. catalog file, manifest, ISO
+    progress.phase('writing catalog');
+    const catalogPath = path.join(stageDir, CATALOG_NAME);
+    catalogW.finish(catalogPath);
+    catalog = undefined;
+    const catBytes = fs.readFileSync(catalogPath);
+    const manifest: Manifest = {
+      format: MANIFEST_FORMAT, version: MANIFEST_VERSION, name: names.name,
+      catalog: { file: CATALOG_NAME, size: catBytes.length, sha256: crypto.createHash('sha256').update(catBytes).digest('hex') },
+      pool: { file: POOL_NAME, size: poolBytes },
+    };
+    fs.writeFileSync(path.join(stageDir, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
+    const epoch = Number(mtimeSec);
+    for (const f of fs.readdirSync(stageDir)) fs.utimesSync(path.join(stageDir, f), epoch, epoch);
+    fs.utimesSync(stageDir, epoch, epoch);
+    progress.phase('writing ISO');
+    await writeUniversalIso({
+      inputIso: base.kind === 'iso' ? opts.input : undefined,
+      addDir: stageDir, output: isoTmp, volumeId: names.name.toUpperCase().replace(/[^A-Z0-9_]/g, '_'), epochSec: epoch,
+    });
+    fs.renameSync(isoTmp, output);
+    progress.end();
+    return { output, views: results, poolBytes, inputBytes, warnings };
+  } catch (e) {
+    pool?.abort();
+    removeQuietly(isoTmp);
+    throw e;
+  } finally {
+    progress.end();
+    poolSrc?.close();
+    catalog?.close();
+    removeQuietly(tmp);
+  }
+}

@@ -1,0 +1,186 @@
+// Catalog reader (mount, extract, serve, verify): opens a catalog held in
+// memory (read from the universal ISO), checks its schema version, and
+// answers the queries the daemon and commands need.
+
+import Database from 'better-sqlite3';
+import * as zlib from 'node:zlib';
+import { LRUCache } from 'lru-cache';
+import { SCHEMA_VERSION } from './schema';
+import { unpackXattrs } from './xattrs';
+import { deserializeRecipe, Recipe } from '../recipe/recipe';
+import { BlockTable } from '../pool/reader';
+import { fileError } from '../util/errors';
+import type { EntryType, Xattr } from '../tree';
+
+export interface ViewRow {
+  path: string;
+  ino: number;
+  kind: 'file' | 'tree';
+  recipe: number | null;
+  tree: number | null;
+  size: number;
+  mtime_sec: number;
+  sha256: string | null;
+  format: string;
+  description: string;
+}
+
+export interface InodeRow {
+  tree: number;
+  ino: number;
+  type: EntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime_sec: number;
+  mtime_nsec: number;
+  nlink: number;
+  size: number;
+  rdev_major: number;
+  rdev_minor: number;
+  target: Buffer | null;
+  content: number | null;
+  xattrs: Buffer | null;
+  sparse: number;
+}
+
+export class Catalog {
+  readonly db: Database.Database;
+  private readonly literalCache = new LRUCache<number, Buffer>({ maxSize: 8 << 20, sizeCalculation: (b) => Math.max(1, b.length) });
+  private readonly recipeCache = new Map<number, Recipe>();
+  private readonly stLiteral: Database.Statement;
+  private readonly stInode: Database.Statement;
+  private readonly stChild: Database.Statement;
+  private readonly stChildren: Database.Statement;
+  private readonly stContent: Database.Statement;
+
+  constructor(data: Buffer, readonly name: string) {
+    try {
+      this.db = new Database(data, { readonly: true });
+      this.db.pragma('query_only = ON');
+    } catch (e) {
+      throw fileError(name, `catalog is not a valid SQLite database (${(e as Error).message})`);
+    }
+    let version: string | undefined;
+    try {
+      version = (this.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined)?.value;
+    } catch (e) {
+      throw fileError(name, `catalog is damaged (${(e as Error).message})`);
+    }
+    if (version === undefined) throw fileError(name, 'catalog has no schema version');
+    const v = Number(version);
+    if (!Number.isInteger(v) || v < 1) throw fileError(name, `catalog has a bad schema version "${version}"`);
+    if (v > SCHEMA_VERSION) {
+      throw fileError(name, `catalog schema version ${v} is newer than this uniso supports (${SCHEMA_VERSION}); upgrade uniso`);
+    }
+    try {
+      this.stLiteral = this.db.prepare('SELECT size, packed, data FROM literals WHERE id = ?');
+      this.stInode = this.db.prepare('SELECT * FROM inodes WHERE tree = ? AND ino = ?');
+      this.stChild = this.db.prepare('SELECT ino FROM dirents WHERE tree = ? AND parent = ? AND name = ?').pluck();
+      this.stChildren = this.db.prepare('SELECT name, ino FROM dirents WHERE tree = ? AND parent = ? ORDER BY name');
+      this.stContent = this.db.prepare('SELECT size, blocks FROM contents WHERE id = ?');
+      this.db.prepare('SELECT count(*) FROM views').get();
+    } catch (e) {
+      throw fileError(name, `catalog is damaged (${(e as Error).message})`);
+    }
+  }
+
+  /** Run the SQLite integrity check; returns problems (empty when sound). */
+  integrityProblems(): string[] {
+    const rows = this.db.prepare('PRAGMA integrity_check').pluck().all() as string[];
+    return rows.filter((r) => r !== 'ok');
+  }
+
+  meta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined);
+  }
+
+  allMeta(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const r of this.db.prepare('SELECT key, value FROM meta ORDER BY key').all() as { key: string; value: string }[]) {
+      out[r.key] = r.value;
+    }
+    return out;
+  }
+
+  blockTable(): BlockTable {
+    const n = (this.db.prepare('SELECT count(*) FROM blocks').pluck().get() as number);
+    const t: BlockTable = {
+      count: n, offset: new Float64Array(n), csize: new Uint32Array(n), usize: new Uint32Array(n),
+      flags: new Uint8Array(n), crc32: new Uint32Array(n), adler32: new Uint32Array(n), ccrc: new Uint32Array(n),
+    };
+    let expect = 1;
+    for (const row of this.db.prepare('SELECT id, offset, csize, usize, flags, crc32, adler32, ccrc FROM blocks ORDER BY id')
+      .raw().iterate() as Iterable<number[]>) {
+      const [id, offset, csize, usize, flags, crc, adler, ccrc] = row;
+      if (id !== expect) throw fileError(this.name, `catalog block table is damaged (id ${id}, expected ${expect})`);
+      const i = id - 1;
+      t.offset[i] = offset; t.csize[i] = csize; t.usize[i] = usize; t.flags[i] = flags;
+      t.crc32[i] = crc; t.adler32[i] = adler; t.ccrc[i] = ccrc;
+      expect++;
+    }
+    return t;
+  }
+
+  literal(id: number): Buffer {
+    const hit = this.literalCache.get(id);
+    if (hit) return hit;
+    const row = this.stLiteral.get(id) as { size: number; packed: number; data: Buffer } | undefined;
+    if (!row) throw fileError(this.name, `catalog is missing literal ${id}`);
+    const data = row.packed ? zlib.inflateRawSync(row.data) : row.data;
+    if (data.length !== row.size) throw fileError(this.name, `catalog literal ${id} is damaged`);
+    this.literalCache.set(id, data);
+    return data;
+  }
+
+  recipe(id: number): Recipe {
+    let r = this.recipeCache.get(id);
+    if (!r) {
+      const row = this.db.prepare('SELECT data FROM recipes WHERE id = ?').get(id) as { data: Buffer } | undefined;
+      if (!row) throw fileError(this.name, `catalog is missing recipe ${id}`);
+      r = deserializeRecipe(row.data, `${this.name}: recipe ${id}`);
+      this.recipeCache.set(id, r);
+    }
+    return r;
+  }
+
+  views(): ViewRow[] {
+    return this.db.prepare('SELECT * FROM views ORDER BY path').all() as ViewRow[];
+  }
+
+  families(): { family: string; tree: number }[] {
+    return this.db.prepare('SELECT family, tree FROM families ORDER BY family').all() as { family: string; tree: number }[];
+  }
+
+  trees(): { id: number; name: string; entries: number; bytes: number }[] {
+    return this.db.prepare('SELECT * FROM trees ORDER BY id').all() as { id: number; name: string; entries: number; bytes: number }[];
+  }
+
+  inode(tree: number, ino: number): InodeRow | undefined {
+    return this.stInode.get(tree, ino) as InodeRow | undefined;
+  }
+
+  child(tree: number, parent: number, name: Buffer): number | undefined {
+    return this.stChild.get(tree, parent, name) as number | undefined;
+  }
+
+  children(tree: number, parent: number): { name: Buffer; ino: number }[] {
+    return this.stChildren.all(tree, parent) as { name: Buffer; ino: number }[];
+  }
+
+  content(id: number): { size: number; blocks: Uint32Array } {
+    const row = this.stContent.get(id) as { size: number; blocks: Buffer } | undefined;
+    if (!row || row.blocks.length % 4 !== 0) throw fileError(this.name, `catalog content ${id} is missing or damaged`);
+    const blocks = new Uint32Array(row.blocks.length / 4);
+    for (let i = 0; i < blocks.length; i++) blocks[i] = row.blocks.readUInt32LE(i * 4);
+    return { size: row.size, blocks };
+  }
+
+  xattrs(row: InodeRow): Xattr[] {
+    return unpackXattrs(row.xattrs);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,115 @@
+// Command-line wiring only (commander): parse options, call the command,
+// print user errors as one line and exit non-zero.
+
+import { Command, Option } from 'commander';
+import { UserError } from './util/errors';
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+function parseLevel(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 9) throw new UserError(`--level ${v}: expected 1..9`);
+  return n;
+}
+
+export function main(argv: string[]): void {
+  const program = new Command();
+  program.name('uniso').description('One universal ISO per appliance: every format synthesized on the fly').version('0.1.0');
+  program.showHelpAfterError(false);
+  program.exitOverride();
+
+  program.command('build')
+    .description('build a universal ISO from an appliance ISO, squashfs image, root directory or tar archive')
+    .argument('<input>', 'turnkey-APP-VERSION-CODENAME-ARCH.iso, a squashfs image, a directory, or a tar/tar.gz')
+    .requiredOption('-o, --output <file>', 'universal ISO to write')
+    .option('--name <name>', 'appliance name (default: from the input file name)')
+    .option('--variant <family=path>', 'whole patched tree for a family (vm, container, xen, openstack, docker)', collect, [])
+    .option('--overlay <family=dir>', 'files laid over the base tree for a family', collect, [])
+    .option('--level <n>', 'deflate level for the pool (1-9)', parseLevel, 6)
+    .option('-q, --quiet', 'no progress output')
+    .action(async (input: string, o: { output: string; name?: string; variant: string[]; overlay: string[]; level: number; quiet?: boolean }) => {
+      const { build, parseFamilyOption } = await import('./build');
+      const r = await build({
+        input, output: o.output, name: o.name, level: o.level, quiet: !!o.quiet,
+        variants: parseFamilyOption(o.variant, '--variant'), overlays: parseFamilyOption(o.overlay, '--overlay'),
+      });
+      if (!o.quiet) process.stderr.write(`uniso: wrote ${r.output} (${r.views.length} views)\n`);
+    });
+
+  program.command('mount')
+    .description('mount a universal ISO (or its extracted directory) read-only with FUSE')
+    .argument('<image>', 'universal ISO or extracted directory')
+    .argument('<mountpoint>', 'existing empty directory')
+    .option('-f, --foreground', 'stay in the foreground (default: detach once mounted)')
+    .option('--allow-other', 'let other users (and NFS servers) access the mount')
+    .option('--cache-mb <n>', 'size of the inflated-block cache in MiB', '128')
+    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: string }) => {
+      const { mountCommand } = await import('./fuse/control');
+      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: Number(o.cacheMb) });
+    });
+
+  program.command('umount')
+    .alias('unmount')
+    .description('unmount a uniso mount (also clears a stale mount left by a killed daemon)')
+    .argument('<mountpoint>')
+    .action(async (mnt: string) => {
+      const { umountCommand } = await import('./fuse/control');
+      await umountCommand(mnt);
+    });
+
+  program.command('ls')
+    .description('list the files of a universal ISO')
+    .argument('<image>')
+    .option('-l, --long', 'with sizes')
+    .option('--json', 'JSON output')
+    .action(async (image: string, o: { long?: boolean; json?: boolean }) => {
+      const { ls } = await import('./commands/inspect');
+      await ls(image, o);
+    });
+
+  program.command('info')
+    .description('describe a universal ISO: appliance, pool, trees, views')
+    .argument('<image>')
+    .option('--json', 'JSON output')
+    .action(async (image: string, o: { json?: boolean }) => {
+      const { info } = await import('./commands/inspect');
+      await info(image, o);
+    });
+
+  program.command('extract')
+    .description('copy one file out of a universal ISO without mounting it')
+    .argument('<image>')
+    .argument('<path>', 'e.g. proxmox/debian-12-turnkey-core_18.0-1_amd64.tar.gz')
+    .requiredOption('-o, --output <file>', 'where to write ("-" for stdout)')
+    .action(async (image: string, p: string, o: { output: string }) => {
+      const { extract } = await import('./commands/extract');
+      await extract(image, p, o.output);
+    });
+
+  program.command('verify')
+    .description('check every pool block and every view checksum')
+    .argument('<image>')
+    .option('-q, --quiet', 'no progress output')
+    .action(async (image: string, o: { quiet?: boolean }) => {
+      const { verify } = await import('./commands/verify');
+      await verify(image, o);
+    });
+
+  program.parseAsync(argv).catch((e: unknown) => {
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+      process.exit(0);
+    }
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
+      process.exit(err.exitCode ?? 2);
+    }
+    if (e instanceof UserError || (e as Error)?.name === 'UserError') {
+      process.stderr.write(`uniso: ${(e as Error).message}\n`);
+      process.exit((e as UserError).exitCode ?? 1);
+    }
+    process.stderr.write(`uniso: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(70);
+  });
+}

@@ -1,0 +1,83 @@
+// `uniso extract IMAGE PATH -o OUT|-`: copy one file of the mount namespace
+// out without FUSE, through the same reader the daemon uses. Writes to a
+// temp name and renames, so a failure leaves nothing behind.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { openImage } from '../image/open';
+import { Namespace } from '../image/namespace';
+import { checkOutputDir, removeQuietly, tempNameFor } from '../util/atomic';
+import { fileError, UserError } from '../util/errors';
+
+const CHUNK = 4 << 20;
+
+function writeAll(fd: number, buf: Buffer): void {
+  let o = 0;
+  while (o < buf.length) {
+    try {
+      o += fs.writeSync(fd, buf, o, buf.length - o);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      throw e;
+    }
+  }
+}
+
+export async function extract(image: string, viewPath: string, output: string): Promise<void> {
+  const toStdout = output === '-';
+  if (!toStdout) checkOutputDir(output);
+  const img = await openImage(image);
+  let tmp: string | undefined;
+  try {
+    const ns = new Namespace(img.catalog, img.blocks);
+    const node = ns.lookup('/' + viewPath.replace(/^\/+/, ''));
+    if (!node) throw fileError(image, `no file "${viewPath}" in this image (see: uniso ls ${image})`);
+    if (ns.isDir(node)) throw fileError(image, `"${viewPath}" is a directory`);
+    let src;
+    try {
+      src = ns.source(node);
+    } catch {
+      throw fileError(image, `"${viewPath}" is not a regular file`);
+    }
+    let fd: number;
+    if (toStdout) {
+      fd = 1;
+    } else {
+      tmp = tempNameFor(path.resolve(output));
+      fd = fs.openSync(tmp, 'w');
+    }
+    try {
+      const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+      let off = 0;
+      let cur = 0;
+      let pending = src.size > 0 ? src.pread(bufs[0].subarray(0, Math.min(CHUNK, src.size)), 0) : undefined;
+      while (pending) {
+        const n = await pending;
+        const buf = bufs[cur];
+        off += n;
+        cur ^= 1;
+        pending = off < src.size ? src.pread(bufs[cur].subarray(0, Math.min(CHUNK, src.size - off)), off) : undefined;
+        try {
+          writeAll(fd, buf.subarray(0, n));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EPIPE') throw new UserError('output pipe closed');
+          throw e;
+        }
+      }
+    } finally {
+      if (!toStdout) fs.closeSync(fd);
+    }
+    if (tmp) {
+      fs.renameSync(tmp, output);
+      tmp = undefined;
+    }
+  } catch (e) {
+    if ((e as Error).name === 'BlockCorruptError' || (e as { code?: string }).code === 'EUNISO_CORRUPT') {
+      throw new UserError((e as Error).message);
+    }
+    throw e;
+  } finally {
+    if (tmp) removeQuietly(tmp);
+    img.close();
+  }
+}

@@ -1,0 +1,74 @@
+// `uniso ls` and `uniso info`: what an image holds, without mounting it.
+
+import { openImage } from '../image/open';
+import { fmtBytes } from '../util/progress';
+
+export async function ls(image: string, opts: { json?: boolean; long?: boolean }): Promise<void> {
+  const img = await openImage(image);
+  try {
+    const views = img.catalog.views();
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(views.map((v) => ({
+        path: v.kind === 'tree' ? `${v.path}/` : v.path, size: v.size, sha256: v.sha256, format: v.format, description: v.description,
+      })), null, 2) + '\n');
+      return;
+    }
+    for (const v of views) {
+      const p = v.kind === 'tree' ? `${v.path}/` : v.path;
+      if (opts.long) process.stdout.write(`${String(v.size).padStart(14)}  ${p}\n`);
+      else process.stdout.write(`${p}\n`);
+    }
+  } finally {
+    img.close();
+  }
+}
+
+export async function info(image: string, opts: { json?: boolean }): Promise<void> {
+  const img = await openImage(image);
+  try {
+    const c = img.catalog;
+    const meta = c.allMeta();
+    const t = img.blocks.table;
+    let stored = 0;
+    let raw = 0;
+    for (let i = 0; i < t.count; i++) {
+      stored += t.csize[i];
+      raw += t.usize[i];
+    }
+    const views = c.views();
+    const warnings = JSON.parse(meta.warnings ?? '[]') as string[];
+    const data = {
+      name: meta.name,
+      template: meta.template,
+      input: { name: meta.input_name, kind: meta.input_kind, rootSquashfs: meta.root_squashfs ?? null },
+      schemaVersion: Number(meta.schema_version),
+      pool: {
+        bytes: img.manifest.pool.size, blocks: t.count, uncompressedBytes: raw, storedBytes: stored,
+        contentBytes: Number(meta.pool_bytes_in ?? 0), zeroBlocks: Number(meta.pool_zero_blocks ?? 0),
+        blocksOffered: Number(meta.pool_blocks_offered ?? 0),
+      },
+      trees: c.trees(),
+      families: JSON.parse(meta.families ?? '{}') as Record<string, string>,
+      views: views.filter((v) => v.kind === 'file' && v.format !== 'sha256').map((v) => ({ path: v.path, size: v.size })),
+      viewBytes: views.filter((v) => v.kind === 'file' && v.format !== 'sha256').reduce((s, v) => s + v.size, 0),
+      warnings,
+    };
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+      return;
+    }
+    const o = process.stdout;
+    o.write(`name:        ${data.name}\n`);
+    o.write(`input:       ${data.input.name} (${data.input.kind}${data.input.rootSquashfs ? `, ${data.input.rootSquashfs}` : ''})\n`);
+    o.write(`catalog:     schema ${data.schemaVersion}, ${fmtBytes(img.manifest.catalog.size)}\n`);
+    o.write(`pool:        ${fmtBytes(data.pool.bytes)} in ${t.count} blocks (${fmtBytes(raw)} unique uncompressed, ` +
+      `${fmtBytes(data.pool.contentBytes)} of file content, ${data.pool.zeroBlocks} zero blocks not stored)\n`);
+    for (const tr of data.trees) o.write(`tree:        ${tr.name}: ${tr.entries} entries, ${fmtBytes(tr.bytes)}\n`);
+    o.write(`families:    ${Object.entries(data.families).map(([f, s]) => `${f}=${s}`).join(' ')}\n`);
+    o.write(`views:       ${data.views.length} files, ${fmtBytes(data.viewBytes)} in all, served from ${fmtBytes(data.pool.bytes)}\n`);
+    for (const v of data.views) o.write(`  ${fmtBytes(v.size).padStart(9)}  ${v.path}\n`);
+    for (const w of warnings) o.write(`warning:     ${w}\n`);
+  } finally {
+    img.close();
+  }
+}

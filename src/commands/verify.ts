@@ -1,0 +1,62 @@
+// `uniso verify IMAGE`: read every pool block (stored and inflated bytes
+// against their checksums), check the catalog's integrity, and recompute
+// every view's SHA-256 against the one recorded at build time.
+
+import { openImage } from '../image/open';
+import { Namespace } from '../image/namespace';
+import { sha256Source } from '../util/hash';
+import { Progress } from '../util/progress';
+import { UserError } from '../util/errors';
+
+export async function verify(image: string, opts: { quiet?: boolean }): Promise<void> {
+  const img = await openImage(image, { cacheBytes: 8 << 20 });
+  const progress = new Progress(!opts.quiet);
+  const problems: string[] = [];
+  try {
+    const sqlite = img.catalog.integrityProblems();
+    for (const p of sqlite) problems.push(`catalog: ${p}`);
+    const t = img.blocks.table;
+    progress.phase('checking pool blocks', t.count);
+    const WINDOW = 16;
+    let next = 1;
+    const worker = async () => {
+      while (next <= t.count) {
+        const id = next++;
+        try {
+          await img.blocks.inflated(id);
+        } catch (e) {
+          problems.push((e as Error).message);
+        }
+        progress.add(1);
+      }
+    };
+    await Promise.all(Array.from({ length: WINDOW }, worker));
+    const ns = new Namespace(img.catalog, img.blocks);
+    const views = ns.fileViews();
+    progress.phase('checking view checksums', views.reduce((s, v) => s + v.size, 0));
+    const seen = new Map<number, string>();
+    for (const v of views) {
+      const node = ns.lookup('/' + v.path)!;
+      let sha = v.recipe !== null ? seen.get(v.recipe) : undefined;
+      try {
+        if (!sha) {
+          sha = await sha256Source(ns.source(node), (n) => progress.add(n));
+          if (v.recipe !== null) seen.set(v.recipe, sha);
+        } else {
+          progress.add(v.size);
+        }
+        if (sha !== v.sha256) problems.push(`${v.path}: SHA-256 ${sha} does not match the recorded ${v.sha256}`);
+      } catch (e) {
+        problems.push(`${v.path}: ${(e as Error).message}`);
+      }
+    }
+    progress.end();
+    if (problems.length) {
+      for (const p of problems.slice(0, 20)) process.stderr.write(`uniso: ${p}\n`);
+      throw new UserError(`${image}: verification failed (${problems.length} problem${problems.length > 1 ? 's' : ''})`);
+    }
+    if (!opts.quiet) process.stderr.write(`uniso: ${image}: ${t.count} blocks and ${views.length} views verified\n`);
+  } finally {
+    img.close();
+  }
+}

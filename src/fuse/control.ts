@@ -1,0 +1,229 @@
+// `uniso mount` / `uniso umount`: checks on the mount point (missing, not a
+// directory, busy, stale mount left by a killed daemon), detaching the
+// daemon once it is mounted, a per-mount state file (pid, image), clean
+// unmount on SIGINT/SIGTERM, and clearing stale mounts with fusermount3.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { openImage } from '../image/open';
+import { Daemon } from './daemon';
+import { fileError, UserError } from '../util/errors';
+
+export interface MountOptions {
+  foreground: boolean;
+  allowOther: boolean;
+  cacheMb: number;
+}
+
+interface MountState {
+  pid: number;
+  mountpoint: string;
+  image: string;
+  log: string;
+}
+
+function runDir(): string {
+  const candidates = [
+    process.getuid?.() === 0 ? '/run/uniso' : undefined,
+    process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'uniso') : undefined,
+    path.join('/tmp', `uniso-${process.getuid?.() ?? 'user'}`),
+  ].filter((x): x is string => !!x);
+  for (const d of candidates) {
+    try {
+      fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+      fs.accessSync(d, fs.constants.W_OK);
+      return d;
+    } catch { /* try the next */ }
+  }
+  throw new UserError('no writable runtime directory for mount state');
+}
+
+function stateFile(mnt: string): string {
+  return path.join(runDir(), `${crypto.createHash('sha256').update(mnt).digest('hex').slice(0, 16)}.json`);
+}
+
+function readState(mnt: string): MountState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(stateFile(mnt), 'utf8')) as MountState;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** The mount at exactly `mnt`, from /proc/self/mountinfo (fs type, source). */
+export function mountAt(mnt: string): { fstype: string; source: string } | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  let found: { fstype: string; source: string } | undefined;
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 10) continue;
+    if (unescapeMountinfo(f[4]) !== mnt) continue;
+    const dash = f.indexOf('-');
+    found = { fstype: f[dash + 1], source: unescapeMountinfo(f[dash + 2]) };
+  }
+  return found;
+}
+
+function checkMountpoint(mnt: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(mnt);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') {
+      throw fileError(mnt, `stale FUSE mount left by a killed daemon; clear it with: uniso umount ${mnt}`);
+    }
+    if (code === 'ENOENT') throw fileError(mnt, 'mount point does not exist');
+    throw fileError(mnt, (e as Error).message);
+  }
+  if (!st.isDirectory()) throw fileError(mnt, 'mount point is not a directory');
+  const m = mountAt(mnt);
+  if (m) throw fileError(mnt, `mount point is busy (already mounted: ${m.fstype} ${m.source}); unmount it first: uniso umount ${mnt}`);
+  if (fs.readdirSync(mnt).length > 0) throw fileError(mnt, 'mount point is not empty');
+}
+
+function canonical(mnt: string): string {
+  const abs = path.resolve(mnt);
+  try {
+    return fs.realpathSync(abs);
+  } catch {
+    return abs; // a stale mount cannot be resolved; use the path as given
+  }
+}
+
+export async function mountCommand(image: string, mntArg: string, opts: MountOptions): Promise<void> {
+  const mnt = canonical(mntArg);
+  checkMountpoint(mnt);
+  if (!Number.isFinite(opts.cacheMb) || opts.cacheMb < 1) throw new UserError(`--cache-mb ${opts.cacheMb}: expected a positive number`);
+  if (!opts.foreground) return detach(image, mnt, opts);
+  await runDaemon(image, mnt, opts);
+}
+
+/** Start the daemon in the background and wait until it reports mounted (or failed). */
+async function detach(image: string, mnt: string, opts: MountOptions): Promise<void> {
+  const dir = runDir();
+  const log = path.join(dir, `${path.basename(stateFile(mnt), '.json')}.log`);
+  const logFd = fs.openSync(log, 'a');
+  const args = [process.argv[1], 'mount', '--foreground', '--cache-mb', String(opts.cacheMb), image, mnt];
+  if (opts.allowOther) args.splice(3, 0, '--allow-other');
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+    env: { ...process.env, UNISO_READY_FD: '3' },
+  });
+  fs.closeSync(logFd);
+  const ready = child.stdio[3] as NodeJS.ReadableStream;
+  const msg: string = await new Promise((resolve) => {
+    let buf = '';
+    ready.on('data', (d: Buffer) => { buf += d.toString(); if (buf.includes('\n')) resolve(buf); });
+    ready.on('end', () => resolve(buf));
+    child.on('exit', (code) => resolve(buf || `exited with status ${code}`));
+  });
+  if (msg.startsWith('ok')) {
+    child.unref();
+    (ready as unknown as { destroy(): void }).destroy();
+    return;
+  }
+  throw new UserError(msg.replace(/^error /, '').trim() || `${mnt}: mount failed (see ${log})`);
+}
+
+async function runDaemon(image: string, mnt: string, opts: MountOptions): Promise<void> {
+  const readyFd = process.env.UNISO_READY_FD ? Number(process.env.UNISO_READY_FD) : undefined;
+  const report = (line: string) => {
+    if (readyFd === undefined) return;
+    try { fs.writeSync(readyFd, `${line}\n`); } catch { /* parent gone */ }
+  };
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} uniso[${process.pid}]: ${line}\n`);
+  let img;
+  try {
+    img = await openImage(image, { cacheBytes: opts.cacheMb << 20 });
+  } catch (e) {
+    report(`error ${(e as Error).message}`);
+    throw e;
+  }
+  const daemon = new Daemon(img, mnt, { allowOther: opts.allowOther, log });
+  try {
+    await daemon.mount();
+  } catch (e) {
+    img.close();
+    const msg = `${mnt}: mount failed: ${(e as Error).message}`;
+    report(`error ${msg}`);
+    throw new UserError(msg);
+  }
+  const state: MountState = { pid: process.pid, mountpoint: mnt, image: path.resolve(image), log: '' };
+  fs.writeFileSync(stateFile(mnt), JSON.stringify(state) + '\n');
+  process.on('uncaughtException', (e) => log(`unexpected error (still serving): ${e.stack ?? e.message}`));
+  process.on('unhandledRejection', (e) => log(`unexpected rejection (still serving): ${String(e)}`));
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${sig}: unmounting ${mnt}`);
+    await daemon.unmount();
+    try { fs.unlinkSync(stateFile(mnt)); } catch { /* gone */ }
+    img.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGHUP', () => void stop('SIGHUP'));
+  log(`mounted ${image} on ${mnt}`);
+  report('ok');
+  if (readyFd !== undefined) {
+    try { fs.closeSync(readyFd); } catch { /* closed */ }
+  }
+  // Keep the event loop alive until a signal arrives.
+  setInterval(() => { /* the FUSE thread serves requests */ }, 1 << 30);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function fusermount(mnt: string, lazy: boolean): { ok: boolean; err: string } {
+  for (const tool of ['fusermount3', 'fusermount']) {
+    const r = spawnSync(tool, [lazy ? '-uz' : '-u', mnt], { encoding: 'utf8' });
+    if (r.error) continue;
+    return { ok: r.status === 0, err: (r.stderr ?? '').trim() };
+  }
+  return { ok: false, err: 'fusermount3 not found (install the "fuse3" package)' };
+}
+
+export async function umountCommand(mntArg: string): Promise<void> {
+  const mnt = canonical(mntArg);
+  const state = readState(mnt);
+  if (state && alive(state.pid)) {
+    process.kill(state.pid, 'SIGTERM');
+    for (let i = 0; i < 200 && (alive(state.pid) || mountAt(mnt)); i++) await sleep(50);
+    if (!mountAt(mnt)) return;
+  }
+  try { fs.unlinkSync(stateFile(mnt)); } catch { /* none */ }
+  const m = mountAt(mnt);
+  if (!m) throw fileError(mnt, 'not mounted');
+  if (!m.fstype.startsWith('fuse')) throw fileError(mnt, `not a uniso mount (${m.fstype})`);
+  const r = fusermount(mnt, false);
+  if (r.ok) return;
+  if (/busy/i.test(r.err)) throw fileError(mnt, 'mount point is busy (a process is using it); close it and retry');
+  const lazy = fusermount(mnt, true);
+  if (!lazy.ok) throw fileError(mnt, `unmount failed: ${lazy.err || r.err}`);
+}

@@ -1,0 +1,122 @@
+// The one read interface (in the spirit of nbdkit plugins): a source has a
+// size and a positional read. Files, byte ranges inside an ISO image, pool
+// blocks and recipe views all implement it, so every consumer (mount,
+// extract, serve, verify) reads through the same code.
+
+import * as fs from 'node:fs';
+
+export interface ByteSource {
+  readonly size: number;
+  /** Read up to buf.length bytes at `offset`; returns the count (short only at EOF). */
+  pread(buf: Buffer, offset: number): Promise<number>;
+}
+
+function readAt(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/** Read exactly buf.length bytes or fail with a clear message. */
+export async function preadFully(src: ByteSource, buf: Buffer, offset: number, what: string): Promise<void> {
+  const n = await src.pread(buf, offset);
+  if (n !== buf.length) {
+    throw new Error(`${what}: short read at offset ${offset} (${n} of ${buf.length} bytes; truncated?)`);
+  }
+}
+
+/** An open file, or a run of extents inside one (e.g. a file inside an ISO). */
+export class FileSource implements ByteSource {
+  readonly size: number;
+  private readonly starts: number[] = []; // logical start of each extent
+
+  /**
+   * @param extents [physical offset, length] pairs making up the logical file;
+   *   default: the whole file.
+   */
+  constructor(readonly fd: number, readonly name: string, private readonly extents?: [number, number][]) {
+    if (extents) {
+      let s = 0;
+      for (const [, len] of extents) {
+        this.starts.push(s);
+        s += len;
+      }
+      this.size = s;
+    } else {
+      this.size = fs.fstatSync(fd).size;
+    }
+  }
+
+  static open(path: string): FileSource {
+    return new FileSource(fs.openSync(path, 'r'), path);
+  }
+
+  async pread(buf: Buffer, offset: number): Promise<number> {
+    const len = Math.max(0, Math.min(buf.length, this.size - offset));
+    if (len === 0) return 0;
+    if (!this.extents) return this.readAll(buf, 0, len, offset);
+    let done = 0;
+    let i = this.extentIndex(offset);
+    while (done < len && i < this.extents.length) {
+      const [phys, elen] = this.extents[i];
+      const within = offset + done - this.starts[i];
+      const n = Math.min(len - done, elen - within);
+      const got = await this.readAll(buf, done, n, phys + within);
+      done += got;
+      if (got < n) break;
+      i++;
+    }
+    return done;
+  }
+
+  private extentIndex(offset: number): number {
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.starts[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  private async readAll(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+    let done = 0;
+    while (done < len) {
+      const n = await readAt(this.fd, buf, off + done, len - done, pos + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+  /** A sub-range of this source as its own source. */
+  slice(offset: number, length: number, name = this.name): FileSource {
+    if (!this.extents) return new FileSource(this.fd, name, [[offset, length]]);
+    const ext: [number, number][] = [];
+    let pos = offset;
+    let left = length;
+    while (left > 0) {
+      const i = this.extentIndex(pos);
+      const [phys, elen] = this.extents[i];
+      const within = pos - this.starts[i];
+      const n = Math.min(left, elen - within);
+      if (n <= 0) throw new Error(`${name}: range beyond the end of ${this.name}`);
+      ext.push([phys + within, n]);
+      pos += n;
+      left -= n;
+    }
+    return new FileSource(this.fd, name, ext);
+  }
+
+  close(): void {
+    try { fs.closeSync(this.fd); } catch { /* already closed */ }
+  }
+}
+
+/** Read a whole (small) source into memory. */
+export async function readAllBytes(src: ByteSource, what: string): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(src.size);
+  await preadFully(src, buf, 0, what);
+  return buf;
+}

@@ -1,0 +1,43 @@
+// Pool on-disk conventions shared by the writer and the reader: block size,
+// block flags, and how a pool block is presented as a deflate segment.
+
+export const POOL_BLOCK = 65536;
+
+/** Block flag: the pool holds the block's raw bytes (deflate did not shrink it). */
+export const FLAG_RAW = 1;
+
+/** Largest payload of one deflate stored block. */
+export const STORED_MAX = 65535;
+
+/** Metadata the catalog keeps for each pool block (id = index + 1). */
+export interface BlockInfo {
+  offset: number; // byte offset in the pool file
+  csize: number; // stored size in the pool (compressed body, or raw size if FLAG_RAW)
+  usize: number; // uncompressed size
+  flags: number;
+  crc32: number; // of the uncompressed bytes
+  adler32: number; // of the uncompressed bytes
+  ccrc: number; // crc32 of the stored bytes
+}
+
+/** Bytes this block occupies as a deflate segment in a spliced view. */
+export function deflateSegmentSize(b: Pick<BlockInfo, 'csize' | 'usize' | 'flags'>): number {
+  if (b.flags & FLAG_RAW) return b.usize + 5 * Math.max(1, Math.ceil(b.usize / STORED_MAX));
+  return b.csize;
+}
+
+/** Wrap raw bytes in non-final deflate stored blocks (byte aligned). */
+export function wrapStored(raw: Buffer): Buffer {
+  const n = Math.max(1, Math.ceil(raw.length / STORED_MAX));
+  const out = Buffer.allocUnsafe(raw.length + 5 * n);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const chunk = raw.subarray(i * STORED_MAX, Math.min(raw.length, (i + 1) * STORED_MAX));
+    out[o] = 0; // BFINAL=0, BTYPE=00
+    out.writeUInt16LE(chunk.length, o + 1);
+    out.writeUInt16LE(~chunk.length & 0xffff, o + 3);
+    chunk.copy(out, o + 5);
+    o += 5 + chunk.length;
+  }
+  return out;
+}

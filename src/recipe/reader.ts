@@ -1,0 +1,66 @@
+// The recipe reader: a ByteSource over one recipe. pread() binary-searches
+// the segment holding the offset, then fills the buffer segment by segment,
+// fetching the blocks it needs in parallel from the BlockStore.
+
+import { ByteSource } from '../io/source';
+import { BlockStore } from '../pool/reader';
+import { findSegment, Recipe, segmentLength, SegKind } from './recipe';
+
+export interface LiteralSource {
+  literal(id: number): Buffer;
+}
+
+export class RecipeReader implements ByteSource {
+  readonly size: number;
+
+  constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, private readonly literals: LiteralSource) {
+    this.size = recipe.size;
+  }
+
+  async pread(buf: Buffer, offset: number): Promise<number> {
+    const r = this.recipe;
+    if (offset >= r.size || buf.length === 0) return 0;
+    const end = Math.min(r.size, offset + buf.length);
+    const waits: Promise<void>[] = [];
+    let i = findSegment(r, offset);
+    let pos = offset;
+    while (pos < end) {
+      const segStart = r.starts[i];
+      const segLen = segmentLength(r, i);
+      const within = pos - segStart;
+      const n = Math.min(end - pos, segLen - within);
+      const dst = pos - offset;
+      const arg = r.args[i];
+      const off = r.offs[i] + within;
+      switch (r.kinds[i] as SegKind) {
+        case SegKind.Zero:
+          buf.fill(0, dst, dst + n);
+          break;
+        case SegKind.Literal: {
+          const lit = this.literals.literal(arg);
+          if (off + n > lit.length) throw new Error(`literal ${arg} is shorter than its segment`);
+          lit.copy(buf, dst, off, off + n);
+          break;
+        }
+        case SegKind.Raw:
+          waits.push(this.blocks.inflated(arg).then((b) => copyChecked(b, buf, dst, off, n, arg)));
+          break;
+        case SegKind.Deflate:
+          waits.push(this.blocks.deflated(arg).then((b) => copyChecked(b, buf, dst, off, n, arg)));
+          break;
+      }
+      pos += n;
+      i++;
+    }
+    // Settle every fetch before returning: the caller's buffer must not be
+    // written after pread() has answered, even when one fetch failed.
+    const results = await Promise.allSettled(waits);
+    for (const res of results) if (res.status === 'rejected') throw res.reason;
+    return end - offset;
+  }
+}
+
+function copyChecked(src: Buffer, dst: Buffer, dstOff: number, srcOff: number, n: number, block: number): void {
+  if (srcOff + n > src.length) throw new Error(`block ${block} is shorter than the recipe expects`);
+  src.copy(dst, dstOff, srcOff, srcOff + n);
+}

@@ -1,0 +1,29 @@
+// Write-to-temp-then-rename helpers, so a failed command never leaves a
+// half-written output under the final name.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileError } from './errors';
+
+/** Temp name in the same directory as `final` (same filesystem for rename). */
+export function tempNameFor(final: string): string {
+  const dir = path.dirname(final);
+  return path.join(dir, `.${path.basename(final)}.${process.pid}.tmp`);
+}
+
+/** Fail early when the directory that will hold `output` does not exist. */
+export function checkOutputDir(output: string): void {
+  const dir = path.dirname(path.resolve(output));
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    throw fileError(output, `output directory ${dir} does not exist`);
+  }
+  if (!st.isDirectory()) throw fileError(output, `${dir} is not a directory`);
+}
+
+/** Remove a file if it exists; never throws. */
+export function removeQuietly(p: string): void {
+  try { fs.rmSync(p, { recursive: true, force: true }); } catch { /* already gone */ }
+}
