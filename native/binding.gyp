@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "uniso_native",
-      "sources": ["decompress.c"],
+      "sources": ["uniso_native.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "libraries": ["-llzma", "-lzstd", "-llz4", "-llzo2"]
     }

@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { EntryType, Inode, Tree, Xattr, ROOT_INO } from '../tree';
-import { PoolWriter } from '../pool/writer';
+import { PoolWriter, ContentWriter } from '../pool/writer';
+import { native } from '../native';
 import { fileError, describeErrno } from '../util/errors';
 import type { Progress } from '../util/progress';
 
@@ -52,6 +53,18 @@ function rdevParts(rdev: bigint): [number, number] {
   const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
   const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
   return [major, minor];
+}
+
+async function copyRange(fd: number, start: number, len: number, w: ContentWriter, buf: Buffer, progress?: Progress): Promise<void> {
+  let pos = start;
+  const end = start + len;
+  while (pos < end) {
+    const n = fs.readSync(fd, buf, 0, Math.min(READ_CHUNK, end - pos), pos);
+    if (n === 0) break;
+    await w.write(buf.subarray(0, n));
+    progress?.add(n);
+    pos += n;
+  }
 }
 
 export async function ingestDirectory(root: string, pool: PoolWriter, progress?: Progress): Promise<Tree> {
@@ -109,18 +122,27 @@ export async function ingestDirectory(root: string, pool: PoolWriter, progress?:
         } catch (e) {
           throw fileError(p.toString(), describeErrno(e));
         }
+        const sparse = st.blocks * 512n < st.size;
+        const size = Number(st.size);
         try {
-          for (;;) {
-            const n = fs.readSync(fd, buf, 0, READ_CHUNK, null);
-            if (n === 0) break;
-            await w.write(buf.subarray(0, n));
-            progress?.add(n);
+          if (sparse) {
+            // read only the data regions; holes become zero blocks for free
+            for (let pos = 0; pos < size;) {
+              const data = native().seekData(fd, pos, false);
+              if (data < 0 || data >= size) break;
+              const hole = Math.min(size, native().seekData(fd, data, true));
+              await w.skip(data - w.position);
+              await copyRange(fd, data, hole - data, w, buf);
+              progress?.add(hole - data);
+              pos = hole;
+            }
+          } else {
+            await copyRange(fd, 0, Infinity, w, buf, progress);
           }
         } finally {
           fs.closeSync(fd);
         }
-        const content = await w.end();
-        const sparse = st.blocks * 512n < st.size;
+        const content = await w.end(Math.max(size, w.position));
         inode = tree.newInode({ ...fields, type: EntryType.File, content, sparse });
       } else if (st.isSymbolicLink()) {
         inode = tree.newInode({ ...fields, type: EntryType.Symlink, target: fs.readlinkSync(p, { encoding: 'buffer' }).toString('latin1') });

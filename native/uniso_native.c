@@ -8,7 +8,9 @@
  * codec numbers follow the squashfs superblock: 2 lzma, 3 lzo, 4 xz,
  * 5 lz4, 6 zstd. The output is at most outSize bytes; a stream that does
  * not decode, or decodes to more than outSize bytes, is an error.
+ * Also seekData() (SEEK_DATA / SEEK_HOLE), which Node's fs lacks.
  */
+#define _GNU_SOURCE
 #include <node_api.h>
 #include <lzma.h>
 #include <lz4.h>
@@ -16,6 +18,8 @@
 #include <zstd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 enum { CODEC_LZMA = 2, CODEC_LZO = 3, CODEC_XZ = 4, CODEC_LZ4 = 5, CODEC_ZSTD = 6 };
 
@@ -143,10 +147,43 @@ static napi_value decompress(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * seekData(fd, offset, hole) -> next data (hole=false) or hole (hole=true)
+ * offset at or after `offset`, or -1 when there is none (ENXIO). Lets the
+ * directory reader skip holes of sparse files instead of reading zeros.
+ */
+static napi_value seek_data(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  int64_t off;
+  bool hole = false;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &off) != napi_ok) {
+    napi_throw_type_error(env, NULL, "seekData(fd, offset, hole)");
+    return NULL;
+  }
+  if (argc > 2) napi_get_value_bool(env, argv[2], &hole);
+  off_t r = lseek(fd, (off_t)off, hole ? SEEK_HOLE : SEEK_DATA);
+  napi_value out;
+  if (r < 0) {
+    if (errno != ENXIO) {
+      napi_throw_error(env, NULL, strerror(errno));
+      return NULL;
+    }
+    napi_create_int64(env, -1, &out);
+  } else {
+    napi_create_int64(env, (int64_t)r, &out);
+  }
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "decompress", NAPI_AUTO_LENGTH, decompress, NULL, &fn);
   napi_set_named_property(env, exports, "decompress", fn);
+  napi_create_function(env, "seekData", NAPI_AUTO_LENGTH, seek_data, NULL, &fn);
+  napi_set_named_property(env, exports, "seekData", fn);
   return exports;
 }
 

@@ -1,0 +1,45 @@
+# uniso — build, test, demo, benchmark, VM tests.
+#   make demo    build the sample appliance's universal ISO, mount it, use it
+#   make test    the whole test suite (needs root: loop devices, mknod, FUSE)
+#   make bench   benchmarks against conventional tools (writes bench/results.md)
+
+SHELL := /bin/bash
+NODE ?= node
+NODEDIR ?= $(shell dirname $$(dirname $$(readlink -f $$(command -v $(NODE)))))
+NPM ?= npm
+
+.PHONY: all build deps native ts test demo bench clean distclean
+
+all: build
+
+deps: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+native: deps native/build/Release/uniso_native.node
+
+native/build/Release/uniso_native.node: native/uniso_native.c native/binding.gyp
+	$(NPM) run build:native -- --nodedir=$(NODEDIR)
+
+ts: deps
+	$(NPM) run build
+
+build: native ts
+
+test: build
+	test/fixture/prepare.sh >/dev/null
+	$(NPM) test
+
+demo: build
+	vm-images/demo.sh
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf dist native/build .tap
+
+distclean: clean
+	rm -rf node_modules test/.fixtures bench/cache demo

@@ -1,0 +1,24 @@
+// Loader for uniso's native addon (native/uniso_native.c): squashfs
+// decompressors that Node's zlib lacks, and SEEK_DATA/SEEK_HOLE.
+
+import * as path from 'node:path';
+
+export interface NativeAddon {
+  decompress(codec: number, input: Buffer, outSize: number, cb: (err: Error | null, out?: Buffer) => void): void;
+  seekData(fd: number, offset: number, hole: boolean): number;
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    const file = path.join(__dirname, '..', 'native', 'build', 'Release', 'uniso_native.node');
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      addon = require(file) as NativeAddon;
+    } catch (e) {
+      throw new Error(`uniso's native addon is not built (${file}: ${(e as Error).message}); run "make build"`);
+    }
+  }
+  return addon;
+}
