@@ -16,7 +16,7 @@ export async function verify(image: string, opts: { quiet?: boolean }): Promise<
     const sqlite = img.catalog.integrityProblems();
     for (const p of sqlite) problems.push(`catalog: ${p}`);
     const t = img.blocks.table;
-    progress.phase('checking pool blocks', t.count);
+    progress.phase('checking pool blocks', t.count, 'items');
     const WINDOW = 16;
     let next = 1;
     const worker = async () => {

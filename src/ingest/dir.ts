@@ -164,9 +164,10 @@ export async function ingestDirectory(root: string, pool: PoolWriter, progress?:
   return tree;
 }
 
-/** Total bytes of regular files under `root` (for the progress bar). */
+/** Bytes the directory reader will read under `root` (for the progress bar). */
 export function directoryBytes(root: string): number {
   let total = 0;
+  const seen = new Set<string>();
   const stack = [Buffer.from(root)];
   while (stack.length) {
     const d = stack.pop()!;
@@ -176,7 +177,12 @@ export function directoryBytes(root: string): number {
       const p = Buffer.concat([d, Buffer.from('/'), n]);
       const st = fs.lstatSync(p);
       if (st.isDirectory()) stack.push(p);
-      else if (st.isFile()) total += st.size;
+      else if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        total += Math.min(st.size, st.blocks * 512);
+      }
     }
   }
   return total;

@@ -155,7 +155,11 @@ export class SquashfsReader {
     }
   }
 
+  /** Bytes read from the image so far (for progress). */
+  bytesRead = 0;
+
   private async read(offset: number, len: number): Promise<Buffer> {
+    this.bytesRead += len;
     const b = Buffer.allocUnsafe(len);
     if (offset + len > Number(this.sb.bytes_used)) throw new Error(`read beyond bytes_used at ${offset}`);
     await preadFully(this.src, b, offset, this.name);
@@ -446,6 +450,7 @@ export class SquashfsReader {
     const skipped: string[] = [];
     const stack: { raw: RawInode; ino: number; depth: number }[] = [{ raw: rootRaw, ino: ROOT_INO, depth: 0 }];
     const visitedDirs = new Set<number>([rootRaw.number]);
+    let reported = 0;
     while (stack.length) {
       const { raw, ino: dirIno, depth } = stack.pop()!;
       if (depth > 4096) throw new Error('directory nesting too deep (loop?)');
@@ -481,7 +486,8 @@ export class SquashfsReader {
             const sparse = r.blockSizes!.some((s) => (s & ~DATA_UNCOMPRESSED) === 0);
             inode = tree.newInode({ ...base, content, sparse });
             tree.link(dirIno, name, inode.ino);
-            progress?.add(r.fileSize!);
+            progress?.add(this.bytesRead - reported);
+            reported = this.bytesRead;
             break;
           }
           case EntryType.Symlink:

@@ -180,6 +180,7 @@ export async function ingestTar(stream: AsyncIterable<Buffer>, archive: string, 
   let longLink: string | undefined;
   let sawRoot = false;
   let entries = 0;
+  let reported = 0;
 
   const fail = (msg: string): never => { throw fileError(archive, msg); };
 
@@ -368,7 +369,8 @@ export async function ingestTar(stream: AsyncIterable<Buffer>, archive: string, 
         dataLeft = 0;
         const content = await w.end(size);
         inode = tree.newInode({ ...fields, type: EntryType.File, content, sparse: !!sparse });
-        progress?.add(size);
+        progress?.add(r.consumed - reported);
+        reported = r.consumed;
       }
     }
     if (dataLeft > 0) await r.skip(dataLeft + ((BLOCK - (dataLeft % BLOCK)) % BLOCK));

@@ -15,6 +15,7 @@ export class BlockCorruptError extends Error {
   readonly code = 'EUNISO_CORRUPT';
   constructor(message: string) {
     super(message);
+    this.name = 'BlockCorruptError';
   }
 }
 

@@ -1,0 +1,154 @@
+// Pool writer + block store + recipe reader, end to end on a temp pool:
+// dedup, zero blocks, raw (incompressible) blocks, deflate segments,
+// serialization, random reads, and corruption detection.
+
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { PoolWriter } from '../../src/pool/writer';
+import { BlockStore, blockTableFrom, BlockCorruptError } from '../../src/pool/reader';
+import { FLAG_RAW, deflateSegmentSize } from '../../src/pool/format';
+import { FileSource } from '../../src/io/source';
+import { RecipeBuilder, serializeRecipe, deserializeRecipe } from '../../src/recipe/recipe';
+import { RecipeReader } from '../../src/recipe/reader';
+
+function rand(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    b[i] = s & 0xff;
+  }
+  return b;
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uniso-unit-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const text = Buffer.from(Array.from({ length: 30000 }, (_, i) => `line ${i}\n`).join(''));
+const noise = rand(200000, 42);
+
+t.test('pool: dedup, zero blocks, raw blocks, ordered ids', async (t) => {
+  const pool = new PoolWriter(path.join(dir, 'pool1'), 6);
+  const w1 = pool.file();
+  await w1.write(text);
+  const c1 = await w1.end();
+  const w2 = pool.file();
+  await w2.write(text.subarray(0, 100000)); // same first block(s) as text
+  await w2.skip(300000); // hole
+  await w2.write(noise);
+  const c2 = await w2.end();
+  const w3 = pool.file();
+  await w3.write(text);
+  const c3 = await w3.end();
+  await pool.finish();
+  t.equal(c3, c1, 'identical files share one content record');
+  t.equal(c2.blocks[0], c1.blocks[0], 'identical first block deduplicated');
+  t.ok([...c2.blocks].some((b) => b === 0), 'hole gives zero blocks');
+  t.equal(c2.size, 100000 + 300000 + 200000);
+  const rawIds = [...c2.blocks].filter((id) => id && pool.blocks[id - 1].flags & FLAG_RAW);
+  t.ok(rawIds.length >= 2, 'incompressible blocks stored raw');
+  const poolBytes = fs.readFileSync(path.join(dir, 'pool1'));
+  let expectOff = 0;
+  pool.blocks.forEach((b, i) => {
+    t.equal(b.offset, expectOff, `block ${i + 1} follows the previous one`);
+    expectOff += b.csize;
+    const stored = poolBytes.subarray(b.offset, b.offset + b.csize);
+    if (!(b.flags & FLAG_RAW)) {
+      t.same(stored.subarray(-4), Buffer.from([0, 0, 0xff, 0xff]), `block ${i + 1} ends with a sync flush`);
+      t.equal(zlib.inflateRawSync(stored, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).length, b.usize, 'inflates');
+    }
+  });
+});
+
+t.test('recipe reader returns the right bytes at any offset', async (t) => {
+  const poolPath = path.join(dir, 'pool2');
+  const pool = new PoolWriter(poolPath, 6);
+  const w = pool.file();
+  const data = Buffer.concat([text, Buffer.alloc(131072), noise]);
+  await w.write(data);
+  const c = await w.end();
+  await pool.finish();
+  const src = FileSource.open(poolPath);
+  t.teardown(() => src.close());
+  const store = new BlockStore(src, blockTableFrom(pool.blocks), { cacheBytes: 1 << 20 });
+  const lit = Buffer.from('<<literal>>');
+  const literals = { literal: (id: number) => { if (id !== 1) throw new Error('bad id'); return lit; } };
+  const rb = new RecipeBuilder();
+  rb.literal(1, lit.length);
+  for (let i = 0; i < c.blocks.length; i++) rb.raw(c.blocks[i], 0, Math.min(65536, c.size - i * 65536));
+  rb.zero(10);
+  rb.zero(5);
+  rb.literal(1, 5, 2);
+  const r = deserializeRecipe(serializeRecipe(rb.build()), 'test');
+  const expected = Buffer.concat([lit, data, Buffer.alloc(15), lit.subarray(2, 7)]);
+  t.equal(r.size, expected.length, 'size');
+  const reader = new RecipeReader(r, store, literals);
+  const whole = Buffer.alloc(r.size);
+  t.equal(await reader.pread(whole, 0), r.size);
+  t.ok(whole.equals(expected), 'whole read');
+  let seed = 7;
+  for (let i = 0; i < 200; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const off = seed % r.size;
+    const len = 1 + ((seed >>> 8) % 150000);
+    const b = Buffer.alloc(len);
+    const n = await reader.pread(b, off);
+    const want = expected.subarray(off, off + len);
+    if (n !== want.length || !b.subarray(0, n).equals(want)) {
+      t.fail(`read ${len} at ${off}`);
+      return;
+    }
+  }
+  t.pass('200 random reads');
+  // deflate segments concatenate into a valid raw deflate stream
+  const rd = new RecipeBuilder();
+  for (const id of c.blocks) if (id) rd.deflate(id, deflateSegmentSize(pool.blocks[id - 1]));
+  const dr = new RecipeReader(rd.build(), store, literals);
+  const body = Buffer.alloc(dr.size);
+  await dr.pread(body, 0);
+  const inflated = zlib.inflateRawSync(Buffer.concat([body, Buffer.from([3, 0])]));
+  const nonZero: Buffer[] = [];
+  for (let o = 0; o < data.length; o += 65536) {
+    const blk = data.subarray(o, o + 65536);
+    if (blk.some((x) => x !== 0)) nonZero.push(blk);
+  }
+  t.ok(inflated.equals(Buffer.concat(nonZero)), 'spliced deflate segments inflate to the non-zero blocks');
+});
+
+t.test('a corrupt pool block is an error, never wrong bytes', async (t) => {
+  const poolPath = path.join(dir, 'pool3');
+  const pool = new PoolWriter(poolPath, 6);
+  const w = pool.file();
+  await w.write(text);
+  await w.end();
+  await pool.finish();
+  const fd = fs.openSync(poolPath, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, 100);
+  b[0] ^= 0x55;
+  fs.writeSync(fd, b, 0, 1, 100);
+  fs.closeSync(fd);
+  const src = FileSource.open(poolPath);
+  t.teardown(() => src.close());
+  const store = new BlockStore(src, blockTableFrom(pool.blocks));
+  await t.rejects(store.inflated(1), BlockCorruptError, 'inflated read rejects');
+  await t.rejects(store.deflated(1), BlockCorruptError, 'spliced read rejects');
+  await t.resolves(store.inflated(2), 'other blocks still read');
+});
+
+t.test('recipe deserialization rejects damage', async (t) => {
+  const rb = new RecipeBuilder();
+  rb.zero(100);
+  rb.literal(1, 10);
+  const blob = serializeRecipe(rb.build());
+  t.throws(() => deserializeRecipe(blob.subarray(0, blob.length - 1), 'x'), /wrong length/);
+  const bad = Buffer.from(blob);
+  bad[24] = 9; // kind of segment 0
+  t.throws(() => deserializeRecipe(bad, 'x'), /bad segment kind/);
+  const bad2 = Buffer.from(blob);
+  bad2.writeUInt32LE(0x12345678, 0);
+  t.throws(() => deserializeRecipe(bad2, 'x'), /not a recipe/);
+});
