@@ -8,11 +8,14 @@ NODE ?= node
 NODEDIR ?= $(shell dirname $$(dirname $$(readlink -f $$(command -v $(NODE)))))
 NPM ?= npm
 
-.PHONY: all build deps native ts test demo bench clean distclean
+.PHONY: all sysdeps build deps native ts test demo bench clean distclean
 
 all: build
 
-deps: node_modules/.package-lock.json
+sysdeps:
+	@.ci/install-deps.sh
+
+deps: sysdeps node_modules/.package-lock.json
 
 node_modules/.package-lock.json: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund

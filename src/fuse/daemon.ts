@@ -1,5 +1,6 @@
 // The FUSE daemon: fuse-native operations over the image namespace.
-// Read-only; getattr, readdir, open, read, release, statfs, readlink. Every
+// Read-only; getattr, readdir, open, read, release, statfs, readlink,
+// getxattr/listxattr (rootfs/ xattrs such as security.capability). Every
 // operation answers with an errno on failure (EIO for a corrupt block,
 // ENOENT, EROFS...), never by crashing. Views never change while mounted,
 // so the kernel may cache their pages (kernel_cache) and attributes.
@@ -113,6 +114,18 @@ export class Daemon {
         if (!n) return cb(Fuse.ENOENT);
         if (n.kind !== 'tree') return cb(Fuse.EINVAL);
         cb(0, ns.readlink(n) as unknown);
+      }),
+      getxattr: (p: string, name: string, _position: number, cb: Cb) => this.guard(`getxattr ${p}`, cb, () => {
+        const n = ns.lookup(p);
+        if (!n) return cb(Fuse.ENOENT);
+        const v = ns.xattrs(n).get(name);
+        if (!v) return cb(Fuse.ENODATA);
+        cb(0, v as unknown);
+      }),
+      listxattr: (p: string, cb: Cb) => this.guard(`listxattr ${p}`, cb, () => {
+        const n = ns.lookup(p);
+        if (!n) return cb(Fuse.ENOENT);
+        cb(0, [...ns.xattrs(n).keys()] as unknown);
       }),
       statfs: (_p: string, cb: Cb) => {
         cb(0, {

@@ -143,6 +143,15 @@ export class Namespace {
     }
   }
 
+  /** Extended attributes of a rootfs entry (views have none). */
+  xattrs(node: Node): Map<string, Buffer> {
+    const out = new Map<string, Buffer>();
+    if (node.kind === 'tree') {
+      for (const x of this.catalog.xattrs(node.row)) out.set(Buffer.from(x.name, 'latin1').toString('utf8'), x.value);
+    }
+    return out;
+  }
+
   readlink(node: Node): string {
     if (node.kind !== 'tree' || node.row.type !== EntryType.Symlink) throw new Error('not a symlink');
     return (node.row.target ?? Buffer.alloc(0)).toString('utf8');

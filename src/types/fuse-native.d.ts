@@ -13,6 +13,7 @@ declare module 'fuse-native' {
     static ENOTDIR: number;
     static EINVAL: number;
     static EACCES: number;
+    static ENODATA: number;
   }
   export = Fuse;
 }

@@ -99,3 +99,86 @@ export function mount(t: Teardown, image: string, extra: string[] = []): string 
 }
 
 export { isMounted };
+
+// ---- helpers for FUSE mount tests -------------------------------------------
+
+/** Run a command without blocking the event loop (so several can run at once). */
+export function runAsync(cmd: string, args: string[], opts: import('node:child_process').SpawnOptions = {}): Promise<RunResult> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    p.stdout?.on('data', (d: Buffer) => out.push(d));
+    p.stderr?.on('data', (d: Buffer) => err.push(d));
+    p.on('error', reject);
+    p.on('close', (code, sig) => {
+      const o = Buffer.concat(out);
+      resolve({ code: code ?? (sig ? 128 : 1), stdout: o.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), out: o });
+    });
+  });
+}
+
+export interface MountState {
+  pid: number;
+  mountpoint: string;
+  image: string;
+  file: string;
+}
+
+/** The state file `uniso mount` wrote for `mnt` (/run/uniso/*.json), if any. */
+export function mountState(mnt: string): MountState | undefined {
+  const dir = '/run/uniso';
+  let real = mnt;
+  try { real = fs.realpathSync(mnt); } catch { /* stale */ }
+  let names: string[];
+  try { names = fs.readdirSync(dir).filter((n) => n.endsWith('.json')); } catch { return undefined; }
+  for (const n of names) {
+    try {
+      const s = JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as MountState;
+      if (s.mountpoint === mnt || s.mountpoint === real) return { ...s, file: path.join(dir, n) };
+    } catch { /* removed meanwhile or partial */ }
+  }
+  return undefined;
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Poll `cond` every 50 ms until it holds or `ms` pass; returns its last value. */
+export async function waitUntil(cond: () => boolean, ms = 10000): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (cond()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Mount `image` on an existing empty directory `mnt`; unmounted at teardown. */
+export function mountOn(t: Teardown, image: string, mnt: string, extra: string[] = []): string {
+  t.teardown(() => {
+    if (isMounted(mnt)) {
+      uniso(['umount', mnt]);
+      if (isMounted(mnt)) run('fusermount3', ['-uz', mnt]);
+    }
+  });
+  mustUniso(['mount', image, mnt, ...extra]);
+  return mnt;
+}
+
+/** `uniso ls -l IMAGE` as [{path, size}] (directories keep their trailing "/"). */
+export function listViews(image: string): { path: string; size: number }[] {
+  return mustUniso(['ls', '-l', image]).stdout.split('\n').filter((l) => l.trim()).map((l) => {
+    const m = /^\s*(\d+)\s{2}(.+)$/.exec(l);
+    if (!m) throw new Error(`uniso ls -l: unexpected line ${JSON.stringify(l)}`);
+    return { path: m[2], size: Number(m[1]) };
+  });
+}

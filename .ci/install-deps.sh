@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages uniso needs to build, run and test, when any
+# is missing (idempotent; used by `make` and by CI). Needs root for apt-get.
+set -euo pipefail
+PACKAGES=(
+  # FUSE: fuse-native links libfuse2; fusermount3 unmounts
+  libfuse2 fuse3
+  # the native addon (decompressors for squashfs input)
+  build-essential python3 liblzma-dev libzstd-dev liblz4-dev liblzo2-dev
+  # image tools uniso runs
+  xorriso attr
+  # fixtures, the demo and the oracles the tests compare against
+  isolinux syslinux-common squashfs-tools squashfs-tools-ng busybox-static e2fsprogs
+  libarchive-tools libcap2-bin libxml2-utils python3-yaml jq qemu-utils
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing Debian packages: ${missing[*]}" >&2
+if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
