@@ -17,6 +17,8 @@ const EXTRA_LIBFUSE_OPTIONS = ['ro', 'use_ino'];
 const O_ACCMODE = 3;
 const ST_RDONLY = 1;
 const CACHE_TIMEOUT_S = 3600;
+/** Prefetch this far ahead of a sequential reader (the kernel asks 128 KiB at a time). */
+const READAHEAD_BYTES = 1 << 20;
 
 export interface DaemonOptions {
   allowOther: boolean;
@@ -86,7 +88,7 @@ export class Daemon {
         const n = ns.lookup(p);
         if (!n) return cb(Fuse.ENOENT);
         if (ns.isDir(n)) return cb(Fuse.EISDIR);
-        const src = ns.source(n);
+        const src = ns.source(n, READAHEAD_BYTES);
         const fd = this.nextFd++;
         if (this.nextFd > 0x7fffffff) this.nextFd = 1;
         this.handles.set(fd, { node: n, src });

@@ -157,14 +157,14 @@ export class Namespace {
     return (node.row.target ?? Buffer.alloc(0)).toString('utf8');
   }
 
-  /** A reader of a file node's bytes. */
-  source(node: Node): ByteSource {
+  /** A reader of a file node's bytes (`readahead`: bytes to prefetch for sequential reads). */
+  source(node: Node, readahead = 0): ByteSource {
     if (node.kind === 'view') {
       if (node.view.recipe === null) throw new Error('view has no recipe');
-      return new RecipeReader(this.catalog.recipe(node.view.recipe), this.blocks, this.catalog);
+      return new RecipeReader(this.catalog.recipe(node.view.recipe), this.blocks, this.catalog, { readahead });
     }
     if (node.kind === 'tree' && node.row.type === EntryType.File) {
-      return new RecipeReader(this.contentRecipe(node.row.content ?? 0, node.row.size), this.blocks, this.catalog);
+      return new RecipeReader(this.contentRecipe(node.row.content ?? 0, node.row.size), this.blocks, this.catalog, { readahead });
     }
     throw new Error('not a regular file');
   }

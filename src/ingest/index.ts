@@ -113,14 +113,12 @@ export async function ingest(input: string, pool: PoolWriter, progress?: Progres
       }
       const sq = await SquashfsReader.open(found.src, `${input}:${found.path}`);
       progress?.phase(`reading ${found.path}`, found.src.size);
-      const { tree, skipped } = await sq.ingest(pool, progress);
-      return { kind: 'iso', tree, warnings: skipped, rootSquashfs: found.path };
+      return { kind: 'iso', tree: await sq.ingest(pool, progress), warnings: [], rootSquashfs: found.path };
     }
     if (await looksLikeSquashfs(src)) {
       const sq = await SquashfsReader.open(src, input);
       progress?.phase(`reading ${input}`, src.size);
-      const { tree, skipped } = await sq.ingest(pool, progress);
-      return { kind: 'squashfs', tree, warnings: skipped };
+      return { kind: 'squashfs', tree: await sq.ingest(pool, progress), warnings: [] };
     }
     const head = Buffer.alloc(Math.min(512, src.size));
     await src.pread(head, 0);

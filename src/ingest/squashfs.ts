@@ -437,22 +437,21 @@ export class SquashfsReader {
   }
 
   /** Walk the whole image into a Tree, storing file content in `pool`. */
-  async ingest(pool: PoolWriter, progress?: Progress): Promise<{ tree: Tree; skipped: string[] }> {
+  async ingest(pool: PoolWriter, progress?: Progress): Promise<Tree> {
     return this.wrap('filesystem', () => this.ingestInner(pool, progress));
   }
 
-  private async ingestInner(pool: PoolWriter, progress?: Progress): Promise<{ tree: Tree; skipped: string[] }> {
+  private async ingestInner(pool: PoolWriter, progress?: Progress): Promise<Tree> {
     const rootRaw = await this.inode(this.sb.root_inode);
     if (rootRaw.type !== T_DIR && rootRaw.type !== T_LDIR) throw new Error('root inode is not a directory');
     const tree = new Tree(rootRaw.mode & 0o7777, BigInt(rootRaw.mtime) * 1_000_000_000n);
     Object.assign(tree.root, { uid: rootRaw.uid, gid: rootRaw.gid, xattrs: await this.xattrs(rootRaw.xattr) });
     const seen = new Map<number, number>(); // squashfs inode number -> tree ino
-    const skipped: string[] = [];
-    const stack: { raw: RawInode; ino: number; depth: number }[] = [{ raw: rootRaw, ino: ROOT_INO, depth: 0 }];
     const visitedDirs = new Set<number>([rootRaw.number]);
     let reported = 0;
-    while (stack.length) {
-      const { raw, ino: dirIno, depth } = stack.pop()!;
+    // Depth-first in name order (the order tar views list entries), so pool
+    // blocks are laid out in the order views read them.
+    const visit = async (raw: RawInode, dirIno: number, depth: number): Promise<void> => {
       if (depth > 4096) throw new Error('directory nesting too deep (loop?)');
       for (const ent of await this.readdir(raw)) {
         const name = ent.name.toString('latin1');
@@ -471,44 +470,42 @@ export class SquashfsReader {
         };
         let inode: Inode;
         switch (type) {
-          case EntryType.Dir: {
+          case EntryType.Dir:
             if (visitedDirs.has(r.number)) throw new Error('directory loop');
             visitedDirs.add(r.number);
             inode = tree.newInode(base);
             tree.link(dirIno, name, inode.ino);
-            stack.push({ raw: r, ino: inode.ino, depth: depth + 1 });
-            break;
-          }
+            seen.set(r.number, inode.ino);
+            await visit(r, inode.ino, depth + 1);
+            continue;
           case EntryType.File: {
             const w = pool.file();
             await this.readFile(r, w);
             const content = await w.end(r.fileSize!);
             const sparse = r.blockSizes!.some((s) => (s & ~DATA_UNCOMPRESSED) === 0);
             inode = tree.newInode({ ...base, content, sparse });
-            tree.link(dirIno, name, inode.ino);
             progress?.add(this.bytesRead - reported);
             reported = this.bytesRead;
             break;
           }
           case EntryType.Symlink:
             inode = tree.newInode({ ...base, target: r.target!.toString('latin1') });
-            tree.link(dirIno, name, inode.ino);
             break;
           case EntryType.CharDev:
           case EntryType.BlockDev: {
             const rdev = r.rdev!;
             inode = tree.newInode({ ...base, rdevMajor: (rdev >>> 8) & 0xfff, rdevMinor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) });
-            tree.link(dirIno, name, inode.ino);
             break;
           }
           default:
             inode = tree.newInode(base);
-            tree.link(dirIno, name, inode.ino);
         }
+        tree.link(dirIno, name, inode.ino);
         seen.set(r.number, inode.ino);
       }
-    }
-    return { tree, skipped };
+    };
+    await visit(rootRaw, ROOT_INO, 0);
+    return tree;
   }
 }
 

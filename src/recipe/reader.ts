@@ -10,17 +10,45 @@ export interface LiteralSource {
   literal(id: number): Buffer;
 }
 
+export interface ReaderOptions {
+  /** Bytes of pool blocks to fetch ahead of a sequential reader (0: none). */
+  readahead?: number;
+}
+
 export class RecipeReader implements ByteSource {
   readonly size: number;
+  private lastEnd = -1;
+  private prefetchedTo = 0;
+  private readonly readahead: number;
 
-  constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, private readonly literals: LiteralSource) {
+  constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, private readonly literals: LiteralSource,
+    opts: ReaderOptions = {}) {
     this.size = recipe.size;
+    this.readahead = opts.readahead ?? 0;
+  }
+
+  /** Start fetching (into the block cache) the blocks of [from, to). */
+  private prefetch(from: number, to: number): void {
+    const r = this.recipe;
+    from = Math.max(from, this.prefetchedTo);
+    if (from >= to || from >= r.size) return;
+    for (let i = findSegment(r, from); i < r.count && r.starts[i] < to; i++) {
+      const kind = r.kinds[i] as SegKind;
+      if (kind === SegKind.Raw) this.blocks.inflated(r.args[i]).catch(() => { /* reported when read */ });
+      else if (kind === SegKind.Deflate) this.blocks.deflated(r.args[i]).catch(() => { /* reported when read */ });
+    }
+    this.prefetchedTo = Math.min(to, r.size);
   }
 
   async pread(buf: Buffer, offset: number): Promise<number> {
     const r = this.recipe;
     if (offset >= r.size || buf.length === 0) return 0;
     const end = Math.min(r.size, offset + buf.length);
+    if (this.readahead > 0) {
+      if (offset === this.lastEnd) this.prefetch(end, end + this.readahead);
+      else this.prefetchedTo = end;
+      this.lastEnd = end;
+    }
     const waits: Promise<void>[] = [];
     let i = findSegment(r, offset);
     let pos = offset;
