@@ -123,13 +123,13 @@ export async function mountCommand(image: string, mntArg: string, opts: MountOpt
 async function detach(image: string, mnt: string, opts: MountOptions): Promise<void> {
   const dir = runDir();
   const log = path.join(dir, `${path.basename(stateFile(mnt), '.json')}.log`);
-  const logFd = fs.openSync(log, 'a');
+  const logFd = fs.openSync(log, 'w');
   const args = [process.argv[1], 'mount', '--foreground', '--cache-mb', String(opts.cacheMb), image, mnt];
   if (opts.allowOther) args.splice(3, 0, '--allow-other');
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, UNISO_READY_FD: '3' },
+    env: { ...process.env, UNISO_READY_FD: '3', UNISO_LOG_FILE: log },
   });
   fs.closeSync(logFd);
   const ready = child.stdio[3] as NodeJS.ReadableStream;
@@ -144,11 +144,17 @@ async function detach(image: string, mnt: string, opts: MountOptions): Promise<v
     (ready as unknown as { destroy(): void }).destroy();
     return;
   }
-  throw new UserError(msg.replace(/^error /, '').trim() || `${mnt}: mount failed (see ${log})`);
+  if (msg.startsWith('error ')) {
+    // the daemon said what went wrong; that message is all the log holds
+    try { fs.unlinkSync(log); } catch { /* gone */ }
+    throw new UserError(msg.slice(6).trim());
+  }
+  throw new UserError(`${mnt}: mount failed: daemon ${msg.trim() || 'exited'} (see ${log})`);
 }
 
 async function runDaemon(image: string, mnt: string, opts: MountOptions): Promise<void> {
   const readyFd = process.env.UNISO_READY_FD ? Number(process.env.UNISO_READY_FD) : undefined;
+  const logFile = process.env.UNISO_LOG_FILE; // removed after a clean unmount
   const report = (line: string) => {
     if (readyFd === undefined) return;
     try { fs.writeSync(readyFd, `${line}\n`); } catch { /* parent gone */ }
@@ -170,7 +176,7 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
     report(`error ${msg}`);
     throw new UserError(msg);
   }
-  const state: MountState = { pid: process.pid, mountpoint: mnt, image: path.resolve(image), log: '' };
+  const state: MountState = { pid: process.pid, mountpoint: mnt, image: path.resolve(image), log: logFile ?? '' };
   fs.writeFileSync(stateFile(mnt), JSON.stringify(state) + '\n');
   process.on('uncaughtException', (e) => log(`unexpected error (still serving): ${e.stack ?? e.message}`));
   process.on('unhandledRejection', (e) => log(`unexpected rejection (still serving): ${String(e)}`));
@@ -181,6 +187,9 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
     log(`${sig}: unmounting ${mnt}`);
     await daemon.unmount();
     try { fs.unlinkSync(stateFile(mnt)); } catch { /* gone */ }
+    if (logFile) {
+      try { fs.unlinkSync(logFile); } catch { /* gone */ }
+    }
     img.close();
     process.exit(0);
   };

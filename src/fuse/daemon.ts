@@ -81,7 +81,10 @@ export class Daemon {
         if (!n) return cb(Fuse.ENOENT);
         if (!ns.isDir(n)) return cb(Fuse.ENOTDIR);
         const entries = ns.readdir(n);
-        cb(0, entries.map((e) => e[0]) as unknown, entries.map((e) => stat(ns.attr(e[1]))) as unknown);
+        const parent = ns.lookup(path.posix.dirname(p)) ?? n;
+        const names = ['.', '..', ...entries.map((e) => e[0])];
+        const stats = [stat(ns.attr(n)), stat(ns.attr(parent)), ...entries.map((e) => stat(ns.attr(e[1])))];
+        cb(0, names as unknown, stats as unknown);
       }),
       open: (p: string, flags: number, cb: Cb) => this.guard(`open ${p}`, cb, () => {
         if ((flags & O_ACCMODE) !== 0) return cb(Fuse.EROFS);

@@ -46,6 +46,7 @@ export class Namespace {
   readonly root: Node & { kind: 'dir' };
   private readonly byPath = new LRUCache<string, Node>({ max: 65536 });
   private readonly recipes = new LRUCache<number, Recipe>({ max: 4096 });
+  private readonly allocated = new LRUCache<number, number>({ max: 65536 });
 
   constructor(readonly catalog: Catalog, readonly blocks: BlockStore) {
     const views = catalog.views();
@@ -138,7 +139,7 @@ export class Namespace {
           ? ((r.rdev_minor & 0xff) | ((r.rdev_major & 0xfff) << 8) | ((r.rdev_minor & ~0xff) << 12)) >>> 0 : 0;
         return { ino: node.ino, mode: (TYPE_BITS[r.type] ?? S_IFREG) | (r.mode & 0o7777), uid: r.uid, gid: r.gid,
           size: r.type === EntryType.Dir ? 4096 : r.size, nlink: r.nlink, rdev,
-          mtimeMs: r.mtime_sec * 1000 + Math.floor(r.mtime_nsec / 1e6), blocks: Math.ceil(r.size / 512) };
+          mtimeMs: r.mtime_sec * 1000 + Math.floor(r.mtime_nsec / 1e6), blocks: this.allocatedSectors(r) };
       }
     }
   }
@@ -150,6 +151,20 @@ export class Namespace {
       for (const x of this.catalog.xattrs(node.row)) out.set(Buffer.from(x.name, 'latin1').toString('utf8'), x.value);
     }
     return out;
+  }
+
+  /** 512-byte units a file occupies: holes (all-zero blocks) of sparse files count nothing. */
+  private allocatedSectors(r: InodeRow): number {
+    if (r.type !== EntryType.File || !r.sparse || !r.content) return Math.ceil(r.size / 512);
+    let n = this.allocated.get(r.content);
+    if (n === undefined) {
+      const c = this.catalog.content(r.content);
+      let bytes = 0;
+      for (let i = 0; i < c.blocks.length; i++) if (c.blocks[i]) bytes += Math.min(BLOCK_SIZE, c.size - i * BLOCK_SIZE);
+      n = Math.ceil(bytes / 512);
+      this.allocated.set(r.content, n);
+    }
+    return n;
   }
 
   readlink(node: Node): string {
