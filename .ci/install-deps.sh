@@ -11,7 +11,7 @@ PACKAGES=(
   xorriso attr
   # fixtures, the demo and the oracles the tests compare against
   isolinux syslinux-common squashfs-tools squashfs-tools-ng busybox-static e2fsprogs
-  libarchive-tools libcap2-bin libxml2-utils python3-yaml jq qemu-utils
+  libarchive-tools libcap2-bin libxml2-utils python3-yaml jq qemu-utils qemu-system-x86
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -121,7 +121,8 @@ L.push(`| tools | ${facts.tools} |`);
 L.push(`| uniso commit | ${facts.commit} |`);
 L.push(`| tree | debootstrap --variant=minbase bookworm + extra packages (bench/make-tree.sh): ${mb(num('tree_bytes'))} (du -sb), ${num('tree_entries')} entries, ${facts.tree_packages} packages |`);
 L.push(`| input ISO | ${facts.input_iso}, ${mb(num('input_iso_bytes'))} (gzip squashfs, isolinux) |`);
-L.push(`| universal ISO | ${mb(isoBytes)}, ${views.length} views |`);
+const nViews = views.filter((v) => !v.path.endsWith('.sha256') && v.path !== 'README.txt').length;
+L.push(`| universal ISO | ${mb(isoBytes)}, ${nViews} views (plus README.txt and a .sha256 per view) |`);
 L.push(`| whole \`bench/run.sh\` | ${f1(num('bench_s'))} s |`);
 L.push('');
 
@@ -149,7 +150,7 @@ for (let rep = 1; rep <= num('reps'); rep++) {
   L.push(`| ${rep} | ${f1(viewBytes / g('uniso').v / MB)} | ${f1(isoBytes / g('passthrough').v / MB)} | ${f1(g('uniso-vmhwm').v / 1024)} | ${f1(g('passthrough-vmhwm').v / 1024)} |`);
 }
 L.push('');
-const extra = reads.filter((r) => r.kind === 'uniso-extra' || r.kind === 'uniso-warm');
+const extra = reads.filter((r) => r.kind === 'uniso-warm' || r.kind === 'uniso-extra');
 if (extra.length) {
   L.push('Other reads on the same daemons (informational):', '');
   L.push('| view | kind | rep | MB/s |', '|---|---|---:|---:|');
@@ -171,7 +172,7 @@ L.push(
   '  another (tar --numeric-owner --xattrs --xattrs-include=\'*\', gzip level 6 = uniso\'s default pool level;',
   '  mksquashfs uses both cores). uniso phases are timed from its progress lines on stderr.',
   `- FUSE: each of the ${num('reps')} reps mounts a fresh uniso daemon (so its in-process block cache starts empty),`,
-  `  reads ${facts.view} cold, then the lxc and docker views cold, records VmHWM from /proc/PID/status and`,
+  `  reads ${facts.view} cold, re-reads it warm, reads the lxc and docker views cold, records VmHWM from /proc/PID/status and`,
   '  unmounts; then mounts the passthrough over U.iso and reads it cold. The metric is the median MB/s;',
   '  the RSS figure is the largest VmHWM of the uniso daemons.',
   '- Size: bytes of the universal ISO vs the input ISO plus every file the conventional pipeline wrote.',

@@ -25,7 +25,7 @@ import { writeUniversalIso } from './iso/writer';
 import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME } from './image/layout';
 import { sha256Source } from './util/hash';
 import { Progress } from './util/progress';
-import { checkOutputDir, removeQuietly, tempNameFor } from './util/atomic';
+import { checkOutputDir, commitOutput, removeQuietly, tempNameFor } from './util/atomic';
 import { fileError, UserError } from './util/errors';
 
 export interface BuildOptions {
@@ -243,7 +243,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       inputIso: base.kind === 'iso' ? opts.input : undefined,
       addDir: stageDir, output: isoTmp, volumeId: names.name.toUpperCase().replace(/[^A-Z0-9_]/g, '_'), epochSec: epoch,
     });
-    fs.renameSync(isoTmp, output);
+    commitOutput(isoTmp, output);
     progress.end();
     return { output, views: results, poolBytes, inputBytes, warnings };
   } catch (e) {

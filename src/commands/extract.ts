@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openImage } from '../image/open';
 import { Namespace } from '../image/namespace';
-import { checkOutputDir, removeQuietly, tempNameFor } from '../util/atomic';
+import { checkOutputDir, commitOutput, removeQuietly, tempNameFor } from '../util/atomic';
 import { fileError, UserError } from '../util/errors';
 
 const CHUNK = 4 << 20;
@@ -68,7 +68,7 @@ export async function extract(image: string, viewPath: string, output: string): 
       if (!toStdout) fs.closeSync(fd);
     }
     if (tmp) {
-      fs.renameSync(tmp, output);
+      commitOutput(tmp, output);
       tmp = undefined;
     }
   } catch (e) {

@@ -21,6 +21,23 @@ export function checkOutputDir(output: string): void {
     throw fileError(output, `output directory ${dir} does not exist`);
   }
   if (!st.isDirectory()) throw fileError(output, `${dir} is not a directory`);
+  let out: fs.Stats | undefined;
+  try {
+    out = fs.statSync(output);
+  } catch {
+    return; // does not exist yet: fine
+  }
+  if (out.isDirectory()) throw fileError(output, 'is a directory (give a file name for the output)');
+}
+
+/** Rename a finished temp file onto its final name, as a user-facing error on failure. */
+export function commitOutput(temp: string, final: string): void {
+  try {
+    fs.renameSync(temp, final);
+  } catch (e) {
+    removeQuietly(temp);
+    throw fileError(final, `cannot write output (${(e as Error).message})`);
+  }
 }
 
 /** Remove a file if it exists; never throws. */
