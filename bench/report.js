@@ -124,7 +124,12 @@ L.push(`| input ISO | ${facts.input_iso}, ${mb(num('input_iso_bytes'))} (gzip sq
 const nViews = views.filter((v) => !v.path.endsWith('.sha256') && v.path !== 'README.txt').length;
 L.push(`| universal ISO | ${mb(isoBytes)}, ${nViews} views (plus README.txt and a .sha256 per view) |`);
 L.push(`| whole \`bench/run.sh\` | ${f1(num('bench_s'))} s |`);
+const foreignCpu = Math.max(0, num('machine_cpu_s') - num('own_cpu_s'));
+const foreignShare = foreignCpu / (num('measured_s') * num('cores'));
+const busy = foreignShare > 0.05;
+L.push(`| CPU time spent by other processes while measuring | ${f1(foreignCpu)} s of ${f1(num('machine_cpu_s'))} s used by the machine (${(100 * foreignShare).toFixed(0)}% of ${num('cores')} cores over ${f1(num('measured_s'))} s) |`);
 L.push('');
+if (busy) L.push(`**Note:** other processes used ${(100 * foreignShare).toFixed(0)}% of the machine's CPU while this run measured; its timings are skewed (ratios less so).`, '');
 
 L.push('## Build time breakdown', '');
 L.push('| uniso build phase | s |', '|---|---:|');
@@ -185,5 +190,6 @@ const rows = [['metric', 'uniso', 'baseline', 'ratio', 'target', 'result']];
 for (const m of metrics) rows.push([m.name, m.fmt(m.u), m.fmt(m.b), f3(m.ratio), m.target, m.pass ? 'pass' : 'FAIL']);
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 process.stdout.write('\n' + rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n') + '\n');
+if (busy) process.stdout.write(`\nnote: other processes used ${(100 * foreignShare).toFixed(0)}% of the CPU during this run; timings are skewed\n`);
 process.stdout.write(`\ntree ${mb(num('tree_bytes'))}; bench ${f1(num('bench_s'))} s; details in ${path.relative(process.cwd(), out) || out}\n`);
 if (process.env.BENCH_STRICT === '1' && metrics.some((m) => !m.pass)) process.exit(1);

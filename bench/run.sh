@@ -64,6 +64,14 @@ now() { echo "$EPOCHREALTIME"; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 fact() { printf '%s\t%s\n' "$1" "$2" >> "$FACTS"; }
+# Other work on the machine skews every timing below. To tell, compare the CPU
+# time the whole machine spent (/proc/stat) with what this script and its
+# processes spent (bash `times`, plus the detached uniso daemons, which are
+# not our children).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }   # utime + stime
+times_secs() { times | awk '{ for (i = 1; i <= NF; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } } END { printf "%.2f", t }'; }
+DAEMON_TICKS=0
 say() { echo "bench: $*" >&2; }
 # where `uniso mount` keeps its state (pid) for a mount point, as src/fuse/control.ts names it
 state_file() { echo "/run/uniso/$(printf '%s' "$UMNT" | sha256sum | cut -c1-16).json"; }
@@ -119,6 +127,9 @@ fact tools "$(tar --version | head -1), $(gzip --version | head -1), $(mksquashf
 fact commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)')"
 
 # ---- 2. build time: uniso --------------------------------------------------
+BUSY0=$(busy_ticks)
+OURS0=$(times_secs)
+t_measure0=$(now)
 say "uniso build (all views)"
 drop_caches
 TIMEFMT=()
@@ -172,6 +183,7 @@ for rep in $(seq 1 "$REPS"); do
     printf 'uniso-extra\t%s\t%s\t%s\n' "$rep" "$v" "$s" >> "$WORK/reads.tsv"
   done <<< "$EXTRA_VIEWS"
   printf 'uniso-vmhwm\t%s\t-\t%s\n' "$rep" "$(vmhwm_kb "$pid")" >> "$WORK/reads.tsv"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
   stop_uniso
 
   # baseline: the universal ISO itself through a minimal passthrough
@@ -186,6 +198,12 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 T_END=$(now)
+BUSY1=$(busy_ticks)
+OURS1=$(times_secs)
+HZ=$(getconf CLK_TCK)
+fact machine_cpu_s "$(awk -v a="$BUSY0" -v b="$BUSY1" -v hz="$HZ" 'BEGIN { printf "%.1f", (b - a) / hz }')"
+fact own_cpu_s "$(awk -v a="$OURS0" -v b="$OURS1" -v d="$DAEMON_TICKS" -v hz="$HZ" 'BEGIN { printf "%.1f", b - a + d / hz }')"
+fact measured_s "$(secs "$t_measure0" "$T_END")"
 fact bench_s "$(secs "$T_BEGIN" "$T_END")"
 fact reps "$REPS"
 
