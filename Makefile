@@ -17,7 +17,7 @@ sysdeps:
 
 deps: sysdeps node_modules/.package-lock.json
 
-node_modules/.package-lock.json: package.json package-lock.json
+node_modules/.package-lock.json: package-lock.json
 	$(NPM) ci --no-audit --no-fund
 	@touch $@
 

@@ -13,7 +13,7 @@ import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
 import Database from 'better-sqlite3';
 import {
-  buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, RunResult, tempDir, uniso,
+  buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, RunResult, tempDir, uniso, readAt,
 } from './lib/fixture';
 
 const fx = fixture();
@@ -63,16 +63,6 @@ function isoExtent(iso: string, isoPath: string): { offset: number; size: number
   throw new Error(`xorriso does not report ${isoPath} in ${iso}:\n${r.stdout}`);
 }
 
-function readAt(file: string, offset: number, len: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(len);
-    if (fs.readSync(fd, b, 0, len, offset) !== len) throw new Error(`short read of ${file} at ${offset}`);
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function flipByte(file: string, offset: number): void {
   const fd = fs.openSync(file, 'r+');

@@ -11,7 +11,8 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { buildUniversal, fixture, must, mustUniso, run, tempDir } from './lib/fixture';
+import { buildUniversal, fixture, must, mustUniso, run, tempDir, readAt,
+} from './lib/fixture';
 import { compareTrees } from './lib/treecmp';
 
 const fx = fixture();
@@ -65,16 +66,6 @@ t.test('the same directory input twice gives bit-identical universal ISOs', asyn
 
 // ---- the input ISO's boot records and files ----------------------------------------
 
-function readAt(file: string, offset: number, len: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(len);
-    if (fs.readSync(fd, b, 0, len, offset) !== len) throw new Error(`short read of ${file} at ${offset}`);
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function report(iso: string, what: string): string[] {
   return must('xorriso', ['-indev', iso, what, 'plain']).stdout.split('\n').filter(Boolean);

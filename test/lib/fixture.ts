@@ -85,17 +85,32 @@ function isMounted(mnt: string): boolean {
 
 /** Mount `image` on a new directory; unmounted at teardown whatever happens. */
 export function mount(t: Teardown, image: string, extra: string[] = []): string {
-  const base = tempDir(t, 'uniso-mnt-');
-  const mnt = path.join(base, 'mnt');
+  const mnt = path.join(tempDir(t, 'uniso-mnt-'), 'mnt');
   fs.mkdirSync(mnt);
-  t.teardown(() => {
-    if (isMounted(mnt)) {
-      uniso(['umount', mnt]);
-      if (isMounted(mnt)) run('fusermount3', ['-uz', mnt]);
-    }
-  });
-  mustUniso(['mount', image, mnt, ...extra]);
-  return mnt;
+  return mountOn(t, image, mnt, extra);
+}
+
+/** `len` bytes of `file` at `offset` (throws on a short read). */
+export function readAt(file: string, offset: number, len: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(len);
+    if (fs.readSync(fd, b, 0, len, offset) !== len) throw new Error(`short read of ${file} at ${offset}`);
+    return b;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Deterministic pseudo-random bytes (xorshift32). */
+export function pseudoRandom(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    b[i] = s & 0xff;
+  }
+  return b;
 }
 
 export { isMounted };

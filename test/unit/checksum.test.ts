@@ -2,20 +2,13 @@
 // crc32 (Node) and Python's zlib.adler32.
 
 import t from 'tap';
+import { pseudoRandom } from '../lib/fixture';
 import * as zlib from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { crc32, crc32Combine, crc32Zeros, Crc32Accumulator } from '../../src/checksum/crc32';
 import { adler32, adler32Combine, adler32Zeros } from '../../src/checksum/adler32';
 
-function rand(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    b[i] = s & 0xff;
-  }
-  return b;
-}
+const rand = pseudoRandom;
 
 function pyAdler(b: Buffer): number {
   const r = spawnSync('python3', ['-c', 'import sys,zlib; print(zlib.adler32(sys.stdin.buffer.read()))'], { input: b, encoding: 'utf8' });

@@ -3,6 +3,7 @@
 // serialization, random reads, and corruption detection.
 
 import t from 'tap';
+import { pseudoRandom } from '../lib/fixture';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,15 +15,7 @@ import { FileSource } from '../../src/io/source';
 import { RecipeBuilder, serializeRecipe, deserializeRecipe } from '../../src/recipe/recipe';
 import { RecipeReader } from '../../src/recipe/reader';
 
-function rand(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    b[i] = s & 0xff;
-  }
-  return b;
-}
+const rand = pseudoRandom;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uniso-unit-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
