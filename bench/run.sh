@@ -17,7 +17,7 @@
 # on exit, also on failure. Env: BENCH_REPS=3, BENCH_KEEP=1 keeps the big
 # outputs in bench/work/, BENCH_STRICT=1 exits 1 when a target fails.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd -P)
 ROOT=$(cd "$HERE/.." && pwd)
 WORK="$HERE/work"
 REPS=${BENCH_REPS:-3}
@@ -70,7 +70,8 @@ fact() { printf '%s\t%s\n' "$1" "$2" >> "$FACTS"; }
 # not our children).
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }   # utime + stime
-times_secs() { times | awk '{ for (i = 1; i <= NF; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } } END { printf "%.2f", t }'; }
+# `times` must run in this shell (not in a $(...) subshell): write it to a file
+times_secs() { awk '{ for (i = 1; i <= NF; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } } END { printf "%.2f", t }' "$1"; }
 DAEMON_TICKS=0
 say() { echo "bench: $*" >&2; }
 # where `uniso mount` keeps its state (pid) for a mount point, as src/fuse/control.ts names it
@@ -128,7 +129,8 @@ fact commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(g
 
 # ---- 2. build time: uniso --------------------------------------------------
 BUSY0=$(busy_ticks)
-OURS0=$(times_secs)
+times > "$WORK/times0"
+OURS0=$(times_secs "$WORK/times0")
 t_measure0=$(now)
 say "uniso build (all views)"
 drop_caches
@@ -199,7 +201,8 @@ done
 
 T_END=$(now)
 BUSY1=$(busy_ticks)
-OURS1=$(times_secs)
+times > "$WORK/times1"
+OURS1=$(times_secs "$WORK/times1")
 HZ=$(getconf CLK_TCK)
 fact machine_cpu_s "$(awk -v a="$BUSY0" -v b="$BUSY1" -v hz="$HZ" 'BEGIN { printf "%.1f", (b - a) / hz }')"
 fact own_cpu_s "$(awk -v a="$OURS0" -v b="$OURS1" -v d="$DAEMON_TICKS" -v hz="$HZ" 'BEGIN { printf "%.1f", b - a + d / hz }')"
