@@ -6,7 +6,7 @@ PACKAGES=(
   # FUSE: fuse-native links libfuse2; fusermount3 unmounts
   libfuse2 fuse3
   # the native addon (decompressors for squashfs input)
-  build-essential python3 liblzma-dev libzstd-dev liblz4-dev liblzo2-dev
+  build-essential python3 liblzma-dev libzstd-dev liblz4-dev liblzo2-dev libxxhash-dev
   # image tools uniso runs
   xorriso attr
   # fixtures, the demo and the oracles the tests compare against

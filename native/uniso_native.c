@@ -8,7 +8,9 @@
  * codec numbers follow the squashfs superblock: 2 lzma, 3 lzo, 4 xz,
  * 5 lz4, 6 zstd. The output is at most outSize bytes; a stream that does
  * not decode, or decodes to more than outSize bytes, is an error.
- * Also seekData() (SEEK_DATA / SEEK_HOLE), which Node's fs lacks.
+ * Also seekData() (SEEK_DATA / SEEK_HOLE), which Node's fs lacks, and
+ * checkBlocks(), which reads a range of a file and checks the blocks in it
+ * on the thread pool, so verifying pool blocks costs the event loop nothing.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -20,6 +22,8 @@
 #include <string.h>
 #include <errno.h>
 #include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 enum { CODEC_LZMA = 2, CODEC_LZO = 3, CODEC_XZ = 4, CODEC_LZ4 = 5, CODEC_ZSTD = 6 };
 
@@ -178,12 +182,158 @@ static napi_value seek_data(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * checkBlocks(fd, offset, length, starts, sizes, expected, callback(err, ok)):
+ * pread `length` bytes at `offset` on the thread pool, then check each block
+ * i (bytes [starts[i], starts[i] + sizes[i]) of that range, Float64Array /
+ * Uint32Array) against expected[i], the low 32 bits of its XXH3-64. ok is a
+ * Uint8Array: 1 where the block matches. A short read is an error.
+ */
+typedef struct {
+  napi_async_work work;
+  napi_ref callback_ref;
+  int fd;
+  int64_t offset;
+  size_t length;
+  size_t count;
+  double *starts;
+  uint32_t *sizes;
+  uint32_t *expected;
+  uint8_t *ok;
+  int err;
+  int short_read;
+  int bad_layout;
+} check_job_t;
+
+static __thread uint8_t *check_buf;
+static __thread size_t check_cap;
+
+static void run_check(napi_env env, void *data) {
+  (void)env;
+  check_job_t *j = (check_job_t *)data;
+  if (check_cap < j->length) {
+    free(check_buf);
+    check_buf = malloc(j->length ? j->length : 1);
+    check_cap = check_buf ? j->length : 0;
+    if (!check_buf) { j->err = ENOMEM; return; }
+  }
+  size_t done = 0;
+  while (done < j->length) {
+    ssize_t n = pread(j->fd, check_buf + done, j->length - done, (off_t)(j->offset + (int64_t)done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      j->err = errno;
+      return;
+    }
+    if (n == 0) { j->short_read = 1; return; }
+    done += (size_t)n;
+  }
+  for (size_t i = 0; i < j->count; i++) {
+    double st = j->starts[i];
+    if (st < 0 || st + (double)j->sizes[i] > (double)j->length) { j->bad_layout = 1; return; }
+    uint64_t h = XXH3_64bits(check_buf + (size_t)st, j->sizes[i]);
+    j->ok[i] = (uint32_t)(h & 0xffffffffu) == j->expected[i];
+  }
+}
+
+static void free_check(check_job_t *j) {
+  free(j->starts);
+  free(j->sizes);
+  free(j->expected);
+  free(j->ok);
+  free(j);
+}
+
+static void finish_check(napi_env env, napi_status status, void *data) {
+  check_job_t *j = (check_job_t *)data;
+  napi_value cb, global, args[2];
+  napi_get_reference_value(env, j->callback_ref, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok || j->err || j->short_read || j->bad_layout) {
+    napi_value msg;
+    const char *text = status != napi_ok ? "check cancelled" : j->short_read ? "short read"
+      : j->bad_layout ? "block outside the range" : strerror(j->err);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &args[0]);
+    napi_get_undefined(env, &args[1]);
+  } else {
+    napi_value ab;
+    void *out;
+    napi_get_null(env, &args[0]);
+    napi_create_arraybuffer(env, j->count, &out, &ab);
+    memcpy(out, j->ok, j->count);
+    napi_create_typedarray(env, napi_uint8_array, j->count, ab, 0, &args[1]);
+  }
+  napi_call_function(env, global, cb, 2, args, NULL);
+  napi_delete_reference(env, j->callback_ref);
+  napi_delete_async_work(env, j->work);
+  free_check(j);
+}
+
+static int typed_copy(napi_env env, napi_value v, napi_typedarray_type want, size_t count, void **out, size_t elem) {
+  bool is;
+  napi_typedarray_type type;
+  size_t len;
+  void *data;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, NULL, NULL) != napi_ok || type != want || len != count) return 0;
+  *out = malloc(count * elem + 1);
+  if (!*out) return 0;
+  memcpy(*out, data, count * elem);
+  return 1;
+}
+
+static napi_value check_blocks(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  int64_t offset, length;
+  uint32_t count;
+  napi_valuetype cbt;
+  bool is;
+  napi_typedarray_type type;
+  size_t n;
+  if (argc < 7 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &offset) != napi_ok || offset < 0 ||
+      napi_get_value_int64(env, argv[2], &length) != napi_ok || length < 0 || length > (64 << 20) ||
+      napi_is_typedarray(env, argv[3], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[3], &type, &n, NULL, NULL, NULL) != napi_ok ||
+      napi_typeof(env, argv[6], &cbt) != napi_ok || cbt != napi_function) {
+    napi_throw_type_error(env, NULL, "checkBlocks(fd, offset, length, starts, sizes, expected, callback): bad arguments");
+    return NULL;
+  }
+  count = (uint32_t)n;
+  check_job_t *j = calloc(1, sizeof *j);
+  if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  if (!typed_copy(env, argv[3], napi_float64_array, count, (void **)&j->starts, sizeof(double)) ||
+      !typed_copy(env, argv[4], napi_uint32_array, count, (void **)&j->sizes, sizeof(uint32_t)) ||
+      !typed_copy(env, argv[5], napi_uint32_array, count, (void **)&j->expected, sizeof(uint32_t)) ||
+      !(j->ok = calloc(count + 1, 1))) {
+    free_check(j);
+    napi_throw_type_error(env, NULL, "checkBlocks: starts must be a Float64Array, sizes and expected Uint32Arrays of one length");
+    return NULL;
+  }
+  j->fd = fd;
+  j->offset = offset;
+  j->length = (size_t)length;
+  j->count = count;
+  napi_create_reference(env, argv[6], 1, &j->callback_ref);
+  napi_value name;
+  napi_create_string_utf8(env, "uniso:checkBlocks", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, run_check, finish_check, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "decompress", NAPI_AUTO_LENGTH, decompress, NULL, &fn);
   napi_set_named_property(env, exports, "decompress", fn);
   napi_create_function(env, "seekData", NAPI_AUTO_LENGTH, seek_data, NULL, &fn);
   napi_set_named_property(env, exports, "seekData", fn);
+  napi_create_function(env, "checkBlocks", NAPI_AUTO_LENGTH, check_blocks, NULL, &fn);
+  napi_set_named_property(env, exports, "checkBlocks", fn);
   return exports;
 }
 

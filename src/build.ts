@@ -12,7 +12,7 @@ import { PoolWriter } from './pool/writer';
 import { BlockStore, blockTableFrom } from './pool/reader';
 import { FileSource } from './io/source';
 import { CatalogWriter } from './catalog/writer';
-import { RecipeReader, LiteralSource } from './recipe/reader';
+import { RecipeReader } from './recipe/reader';
 import { Recipe, RecipeBuilder } from './recipe/recipe';
 import { applyOverlay, EntryType, Tree, BLOCK_SIZE } from './tree';
 import { FORMATS } from './formats';
@@ -59,14 +59,6 @@ export function parseFamilyOption(values: string[], option: string): Map<Family,
     out.set(fam, v.slice(eq + 1));
   }
   return out;
-}
-
-class BuildLiterals implements LiteralSource {
-  constructor(private readonly db: import('better-sqlite3').Database) {}
-  literal(id: number): Buffer {
-    const row = this.db.prepare('SELECT size, packed, data FROM literals WHERE id = ?').get(id) as { size: number; packed: number; data: Buffer };
-    return row.packed ? require('node:zlib').inflateRawSync(row.data) : row.data;
-  }
 }
 
 /** Read a small regular file of a tree through the pool (e.g. /etc/debian_version). */
@@ -143,8 +135,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
 
     poolSrc = FileSource.open(poolPath);
-    const blocks = new BlockStore(poolSrc, blockTableFrom(pool.blocks), { name: poolPath, cacheBytes: 256 << 20 });
-    const literals = new BuildLiterals(catalog.database);
+    const blocks = new BlockStore(poolSrc, blockTableFrom(pool.blocks, poolBytes), { name: poolPath, cacheBytes: 256 << 20 });
     const debVersion = (await readTreeFile(baseTree, 'etc/debian_version', blocks))?.toString('utf8').trim();
     const names: ApplianceNames = applianceNames(opts.name ?? path.basename(opts.input), debVersion);
     let newest = baseTree.newestMtimeNs();
@@ -158,9 +149,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       treeKey: (fam) => String(treeIds.get(treeOf(fam))),
       catalog: catalogW,
       blocks: pool.blocks,
-      gzip: new GzipCompiler(catalogW, pool.blocks),
+      gzip: new GzipCompiler(pool.blocks),
       mtimeSec,
-      sha256: (r: Recipe) => sha256Source(new RecipeReader(r, blocks, literals)),
+      sha256: (r: Recipe) => sha256Source(new RecipeReader(r, blocks)),
       memo<T>(key: string, make: () => T): T {
         if (!memo.has(key)) memo.set(key, make());
         return memo.get(key) as T;
@@ -181,7 +172,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     for (const v of views) {
       let sha = shaByRecipe.get(v.recipe);
       if (!sha) {
-        sha = await sha256Source(new RecipeReader(v.recipe, blocks, literals), (n) => progress.add(n));
+        sha = await sha256Source(new RecipeReader(v.recipe, blocks), (n) => progress.add(n));
         shaByRecipe.set(v.recipe, sha);
       } else {
         progress.add(v.recipe.size);
@@ -192,7 +183,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const literalView = (text: string) => {
       const b = Buffer.from(text, 'utf8');
       const rb = new RecipeBuilder();
-      rb.literal(catalogW.addLiteral(b), b.length);
+      rb.literal(b);
       return { recipe: rb.build(), sha: crypto.createHash('sha256').update(b).digest('hex') };
     };
     for (const [i, v] of views.entries()) {

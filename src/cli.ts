@@ -44,7 +44,7 @@ export function main(argv: string[]): void {
     .argument('<mountpoint>', 'existing empty directory')
     .option('-f, --foreground', 'stay in the foreground (default: detach once mounted)')
     .option('--allow-other', 'let other users (and NFS servers) access the mount')
-    .option('--cache-mb <n>', 'size of the inflated-block cache in MiB', '128')
+    .option('--cache-mb <n>', 'size of the block cache in MiB', '64')
     .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: string }) => {
       const { mountCommand } = await import('./fuse/control');
       await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: Number(o.cacheMb) });

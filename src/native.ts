@@ -1,11 +1,14 @@
 // Loader for uniso's native addon (native/uniso_native.c): squashfs
-// decompressors that Node's zlib lacks, and SEEK_DATA/SEEK_HOLE.
+// decompressors that Node's zlib lacks, SEEK_DATA/SEEK_HOLE, and checking
+// pool blocks on the thread pool.
 
 import * as path from 'node:path';
 
 export interface NativeAddon {
   decompress(codec: number, input: Buffer, outSize: number, cb: (err: Error | null, out?: Buffer) => void): void;
   seekData(fd: number, offset: number, hole: boolean): number;
+  checkBlocks(fd: number, offset: number, length: number, starts: Float64Array, sizes: Uint32Array, expected: Uint32Array,
+    cb: (err: Error | null, ok?: Uint8Array) => void): void;
 }
 
 let addon: NativeAddon | undefined;
@@ -21,4 +24,13 @@ export function native(): NativeAddon {
     }
   }
   return addon;
+}
+
+/** The addon, or undefined when it is not built (callers then use a JS path). */
+export function nativeIfBuilt(): NativeAddon | undefined {
+  try {
+    return native();
+  } catch {
+    return undefined;
+  }
 }

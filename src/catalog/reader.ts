@@ -3,8 +3,6 @@
 // answers the queries the daemon and commands need.
 
 import Database from 'better-sqlite3';
-import * as zlib from 'node:zlib';
-import { LRUCache } from 'lru-cache';
 import { SCHEMA_VERSION } from './schema';
 import { unpackXattrs } from './xattrs';
 import { deserializeRecipe, Recipe } from '../recipe/recipe';
@@ -46,9 +44,7 @@ export interface InodeRow {
 
 export class Catalog {
   readonly db: Database.Database;
-  private readonly literalCache = new LRUCache<number, Buffer>({ maxSize: 8 << 20, sizeCalculation: (b) => Math.max(1, b.length) });
   private readonly recipeCache = new Map<number, Recipe>();
-  private readonly stLiteral: Database.Statement;
   private readonly stInode: Database.Statement;
   private readonly stChild: Database.Statement;
   private readonly stChildren: Database.Statement;
@@ -74,7 +70,6 @@ export class Catalog {
       throw fileError(name, `catalog schema version ${v} is newer than this uniso supports (${SCHEMA_VERSION}); upgrade uniso`);
     }
     try {
-      this.stLiteral = this.db.prepare('SELECT size, packed, data FROM literals WHERE id = ?');
       this.stInode = this.db.prepare('SELECT * FROM inodes WHERE tree = ? AND ino = ?');
       this.stChild = this.db.prepare('SELECT ino FROM dirents WHERE tree = ? AND parent = ? AND name = ?').pluck();
       this.stChildren = this.db.prepare('SELECT name, ino FROM dirents WHERE tree = ? AND parent = ? ORDER BY name');
@@ -103,34 +98,27 @@ export class Catalog {
     return out;
   }
 
-  blockTable(): BlockTable {
+  blockTable(poolBytes: number): BlockTable {
     const n = (this.db.prepare('SELECT count(*) FROM blocks').pluck().get() as number);
     const t: BlockTable = {
       count: n, offset: new Float64Array(n), csize: new Uint32Array(n), usize: new Uint32Array(n),
-      flags: new Uint8Array(n), crc32: new Uint32Array(n), adler32: new Uint32Array(n), ccrc: new Uint32Array(n),
+      flags: new Uint8Array(n), sxh: new Uint32Array(n), crc32: new Uint32Array(n), adler32: new Uint32Array(n), poolBytes,
     };
     let expect = 1;
-    for (const row of this.db.prepare('SELECT id, offset, csize, usize, flags, crc32, adler32, ccrc FROM blocks ORDER BY id')
+    let end = 0;
+    for (const row of this.db.prepare('SELECT id, offset, csize, usize, flags, sxh, crc32, adler32 FROM blocks ORDER BY id')
       .raw().iterate() as Iterable<number[]>) {
-      const [id, offset, csize, usize, flags, crc, adler, ccrc] = row;
-      if (id !== expect) throw fileError(this.name, `catalog block table is damaged (id ${id}, expected ${expect})`);
+      const [id, offset, csize, usize, flags, sxh, crc, adler] = row;
+      if (id !== expect || offset !== end || offset + csize > poolBytes) {
+        throw fileError(this.name, `catalog block table is damaged (block ${id})`);
+      }
       const i = id - 1;
       t.offset[i] = offset; t.csize[i] = csize; t.usize[i] = usize; t.flags[i] = flags;
-      t.crc32[i] = crc; t.adler32[i] = adler; t.ccrc[i] = ccrc;
+      t.sxh[i] = sxh; t.crc32[i] = crc; t.adler32[i] = adler;
       expect++;
+      end = offset + csize;
     }
     return t;
-  }
-
-  literal(id: number): Buffer {
-    const hit = this.literalCache.get(id);
-    if (hit) return hit;
-    const row = this.stLiteral.get(id) as { size: number; packed: number; data: Buffer } | undefined;
-    if (!row) throw fileError(this.name, `catalog is missing literal ${id}`);
-    const data = row.packed ? zlib.inflateRawSync(row.data) : row.data;
-    if (data.length !== row.size) throw fileError(this.name, `catalog literal ${id} is damaged`);
-    this.literalCache.set(id, data);
-    return data;
   }
 
   recipe(id: number): Recipe {

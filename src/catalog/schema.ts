@@ -1,6 +1,6 @@
 // The catalog's SQLite schema. The catalog is the whole state of a mount
 // (ratarmount style): pool block table, deduplicated contents, trees
-// (inodes + dirents), literals, recipes and the views that name them.
+// (inodes + dirents), recipes (with their literals) and the views that name them.
 
 export const SCHEMA_VERSION = 1;
 
@@ -8,7 +8,7 @@ export const SCHEMA = `
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE blocks(
   id INTEGER PRIMARY KEY, offset INTEGER NOT NULL, csize INTEGER NOT NULL, usize INTEGER NOT NULL,
-  flags INTEGER NOT NULL, crc32 INTEGER NOT NULL, adler32 INTEGER NOT NULL, ccrc INTEGER NOT NULL,
+  flags INTEGER NOT NULL, sxh INTEGER NOT NULL, crc32 INTEGER NOT NULL, adler32 INTEGER NOT NULL,
   hash BLOB NOT NULL);
 CREATE TABLE contents(id INTEGER PRIMARY KEY, size INTEGER NOT NULL, blocks BLOB NOT NULL);
 CREATE TABLE trees(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, entries INTEGER NOT NULL, bytes INTEGER NOT NULL);
@@ -21,7 +21,6 @@ CREATE TABLE inodes(
   PRIMARY KEY(tree, ino)) WITHOUT ROWID;
 CREATE TABLE dirents(tree INTEGER NOT NULL, parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,
   PRIMARY KEY(tree, parent, name)) WITHOUT ROWID;
-CREATE TABLE literals(id INTEGER PRIMARY KEY, size INTEGER NOT NULL, packed INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE recipes(id INTEGER PRIMARY KEY, size INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE views(
   path TEXT PRIMARY KEY, ino INTEGER NOT NULL UNIQUE, kind TEXT NOT NULL CHECK(kind IN ('file','tree')),

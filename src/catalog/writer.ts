@@ -1,9 +1,8 @@
 // Catalog writer (build time): collects the pool's block table, contents,
-// trees, literals, recipes and views into a fresh SQLite file, then VACUUMs
+// trees, recipes and views into a fresh SQLite file, then VACUUMs
 // it into its final, deterministic form.
 
 import Database from 'better-sqlite3';
-import * as zlib from 'node:zlib';
 import { XXHash128 } from 'xxhash-addon';
 import { SCHEMA, SCHEMA_VERSION } from './schema';
 import { packXattrs } from './xattrs';
@@ -26,10 +25,7 @@ export interface ViewRecord {
 
 export class CatalogWriter {
   private readonly db: Database.Database;
-  private readonly literalIds = new Map<string, number>();
-  private readonly literalSizes: number[] = [0];
   private readonly recipeIds = new Map<string, number>();
-  private readonly insLiteral: Database.Statement;
   private readonly insRecipe: Database.Statement;
   private nextViewIno = 2;
 
@@ -40,7 +36,6 @@ export class CatalogWriter {
     this.db.pragma('page_size = 4096');
     this.db.exec(SCHEMA);
     this.setMeta('schema_version', String(SCHEMA_VERSION));
-    this.insLiteral = this.db.prepare('INSERT INTO literals(id, size, packed, data) VALUES (?, ?, ?, ?)');
     this.insRecipe = this.db.prepare('INSERT INTO recipes(id, size, data) VALUES (?, ?, ?)');
   }
 
@@ -50,9 +45,9 @@ export class CatalogWriter {
 
   writeBlocks(blocks: BlockInfo[], hashes: Buffer[]): void {
     const ins = this.db.prepare(
-      'INSERT INTO blocks(id, offset, csize, usize, flags, crc32, adler32, ccrc, hash) VALUES (?,?,?,?,?,?,?,?,?)');
+      'INSERT INTO blocks(id, offset, csize, usize, flags, sxh, crc32, adler32, hash) VALUES (?,?,?,?,?,?,?,?,?)');
     this.db.transaction(() => {
-      blocks.forEach((b, i) => ins.run(i + 1, b.offset, b.csize, b.usize, b.flags, b.crc32, b.adler32, b.ccrc, hashes[i]));
+      blocks.forEach((b, i) => ins.run(i + 1, b.offset, b.csize, b.usize, b.flags, b.sxh, b.crc32, b.adler32, hashes[i]));
     })();
   }
 
@@ -94,24 +89,6 @@ export class CatalogWriter {
 
   setFamily(family: string, treeId: number): void {
     this.db.prepare('INSERT OR REPLACE INTO families(family, tree) VALUES (?, ?)').run(family, treeId);
-  }
-
-  /** Store a literal (deduplicated); returns its id. */
-  addLiteral(data: Buffer): number {
-    const key = XXHash128.hash(data).toString('latin1') + data.length;
-    const known = this.literalIds.get(key);
-    if (known !== undefined) return known;
-    const id = this.literalSizes.length;
-    const packed = data.length > 64 ? zlib.deflateRawSync(data, { level: 9 }) : null;
-    if (packed && packed.length < data.length) this.insLiteral.run(id, data.length, 1, packed);
-    else this.insLiteral.run(id, data.length, 0, data);
-    this.literalIds.set(key, id);
-    this.literalSizes.push(data.length);
-    return id;
-  }
-
-  literalSize(id: number): number {
-    return this.literalSizes[id];
   }
 
   /** Store a recipe (deduplicated); returns its id. */

@@ -1,5 +1,5 @@
-// `uniso verify IMAGE`: read every pool block (stored and inflated bytes
-// against their checksums), check the catalog's integrity, and recompute
+// `uniso verify IMAGE`: check every pool block (stored bytes against their
+// XXH3 check, inflated bytes against their CRC-32), check the catalog's integrity, and recompute
 // every view's SHA-256 against the one recorded at build time.
 
 import { openImage } from '../image/open';
@@ -23,7 +23,7 @@ export async function verify(image: string, opts: { quiet?: boolean }): Promise<
       while (next <= t.count) {
         const id = next++;
         try {
-          await img.blocks.inflated(id);
+          await img.blocks.checkBlock(id);
         } catch (e) {
           problems.push((e as Error).message);
         }

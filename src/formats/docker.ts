@@ -44,7 +44,7 @@ export const docker: Format = {
     const { pieces: layerPieces, skipped } = tarOfTree(ctx.tree('docker'), { prefix: '', includeRoot: false });
     if (skipped.length) ctx.warn(`docker: ${skipped.length} socket(s) cannot be stored in tar and were left out`);
     const lp = layerPieces.done();
-    const layer = compilePlain(lp, ctx.catalog);
+    const layer = compilePlain(lp);
     const layerCrc = piecesCrc(lp, ctx.blocks).crc;
     const layerHex = await ctx.sha256(layer);
     const created = new Date(Number(ctx.mtimeSec) * 1000).toISOString().replace('.000Z', 'Z');
@@ -103,7 +103,7 @@ export const docker: Format = {
     tarMemberBytes(out, 'oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })), t);
     endOfArchive(out);
     return [{
-      path: `docker/${ctx.names.name}-docker.tar`, recipe: compilePlain(out.done(), ctx.catalog), format: 'docker',
+      path: `docker/${ctx.names.name}-docker.tar`, recipe: compilePlain(out.done()), format: 'docker',
       description: `docker load archive (docker load -i FILE; image ${repo}:${tag})`,
     }];
   },

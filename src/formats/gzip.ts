@@ -10,7 +10,6 @@ import { Recipe, RecipeBuilder } from '../recipe/recipe';
 import { BlockInfo, deflateSegmentSize } from '../pool/format';
 import { BLOCK_SIZE } from '../tree';
 import { Piece, piecesCrc } from './pieces';
-import type { CatalogWriter } from '../catalog/writer';
 
 // ---- gzip (RFC 1952) constants ------------------------------------------
 const GZIP_ID1 = 0x1f;
@@ -31,22 +30,17 @@ export function deflateSynced(data: Buffer, level = 9): Buffer {
 }
 
 export class GzipCompiler {
-  private readonly zeroLits = new Map<number, number>(); // zero-run length -> literal id
+  private readonly zeroRuns = new Map<number, Buffer>(); // zero-run length -> its deflate segment
 
-  constructor(private readonly catalog: CatalogWriter, private readonly blocks: BlockInfo[]) {}
+  constructor(private readonly blocks: BlockInfo[]) {}
 
-  private zeroLiteral(n: number): number {
-    let id = this.zeroLits.get(n);
-    if (id === undefined) {
-      id = this.catalog.addLiteral(deflateSynced(Buffer.alloc(n)));
-      this.zeroLits.set(n, id);
+  private zeroSegment(n: number): Buffer {
+    let seg = this.zeroRuns.get(n);
+    if (seg === undefined) {
+      seg = deflateSynced(Buffer.alloc(n));
+      this.zeroRuns.set(n, seg);
     }
-    return id;
-  }
-
-  private compressedLiteral(rb: RecipeBuilder, data: Buffer): void {
-    const comp = deflateSynced(data);
-    rb.literal(this.catalog.addLiteral(comp), comp.length);
+    return seg;
   }
 
   /** The deflate body (no header/trailer) for the pieces. */
@@ -54,7 +48,7 @@ export class GzipCompiler {
     for (const p of pieces) {
       switch (p.kind) {
         case 'bytes':
-          this.compressedLiteral(rb, p.data);
+          rb.literal(deflateSynced(p.data));
           break;
         case 'block':
           rb.deflate(p.id, deflateSegmentSize(this.blocks[p.id - 1]));
@@ -63,8 +57,7 @@ export class GzipCompiler {
           let left = p.n;
           while (left > 0) {
             const n = Math.min(left, BLOCK_SIZE);
-            const id = this.zeroLiteral(n);
-            rb.literal(id, this.catalog.literalSize(id));
+            rb.literal(this.zeroSegment(n));
             left -= n;
           }
           break;
@@ -78,14 +71,13 @@ export class GzipCompiler {
   compile(pieces: Piece[]): { recipe: Recipe; crc: number; size: number } {
     const { crc, size } = piecesCrc(pieces, this.blocks);
     const rb = new RecipeBuilder();
-    const head = gzipHeader();
-    rb.literal(this.catalog.addLiteral(head), head.length);
+    rb.literal(gzipHeader());
     this.body(rb, pieces);
     const trailer = Buffer.alloc(DEFLATE_FINAL_EMPTY.length + 8);
     DEFLATE_FINAL_EMPTY.copy(trailer, 0);
     trailer.writeUInt32LE(crc >>> 0, 2);
     trailer.writeUInt32LE(size % 0x100000000, 6);
-    rb.literal(this.catalog.addLiteral(trailer), trailer.length);
+    rb.literal(trailer);
     return { recipe: rb.build(), crc, size };
   }
 }

@@ -78,7 +78,7 @@ export const opennode: Format = {
     const gzName = `${ctx.names.template}.tar.gz`;
     const ovf = Buffer.from(openNodeOvf(ctx, gzName, recipe.size, tarSize), 'utf8');
     const rb = new RecipeBuilder();
-    rb.literal(ctx.catalog.addLiteral(ovf), ovf.length);
+    rb.literal(ovf);
     return [
       { path: `opennode/${gzName}`, recipe, format: 'opennode', description: 'OpenNode container template' },
       { path: `opennode/${ctx.names.template}.ovf`, recipe: rb.build(), format: 'opennode', description: 'OpenNode OVF descriptor for the template' },

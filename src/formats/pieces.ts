@@ -5,7 +5,6 @@
 import { Content, BLOCK_SIZE } from '../tree';
 import { Recipe, RecipeBuilder } from '../recipe/recipe';
 import { Crc32Accumulator } from '../checksum/crc32';
-import type { CatalogWriter } from '../catalog/writer';
 import type { BlockInfo } from '../pool/format';
 
 export type Piece =
@@ -94,11 +93,11 @@ export function piecesCrc(pieces: Piece[], blocks: BlockInfo[]): { crc: number; 
 }
 
 /** Compile to an uncompressed recipe: literals, raw block segments, zero runs. */
-export function compilePlain(pieces: Piece[], catalog: CatalogWriter): Recipe {
+export function compilePlain(pieces: Piece[]): Recipe {
   const rb = new RecipeBuilder();
   for (const p of pieces) {
     switch (p.kind) {
-      case 'bytes': rb.literal(catalog.addLiteral(p.data), p.data.length); break;
+      case 'bytes': rb.literal(p.data); break;
       case 'block': rb.raw(p.id, 0, p.len); break;
       case 'zeros': rb.zero(p.n); break;
       case 'recipe': rb.append(p.recipe); break;

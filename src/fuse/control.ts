@@ -111,12 +111,34 @@ function canonical(mnt: string): string {
   }
 }
 
+/**
+ * The daemon runs in its own node process tuned for a small, steady memory
+ * footprint: a small young generation (short-lived block buffers are
+ * reclaimed quickly) and glibc malloc serving 32 KiB+ buffers with mmap in
+ * one arena (freed block memory goes back to the system instead of
+ * fragmenting per-thread arenas). Measured by `make bench` (daemon RSS).
+ */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2'];
+const DAEMON_ENV = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '32768', UNISO_DAEMON: '1' };
+
+function daemonArgs(image: string, mnt: string, opts: MountOptions): string[] {
+  const args = [...DAEMON_NODE_FLAGS, process.argv[1], 'mount', '--foreground', '--cache-mb', String(opts.cacheMb)];
+  if (opts.allowOther) args.push('--allow-other');
+  return [...args, image, mnt];
+}
+
 export async function mountCommand(image: string, mntArg: string, opts: MountOptions): Promise<void> {
   const mnt = canonical(mntArg);
   checkMountpoint(mnt);
   if (!Number.isFinite(opts.cacheMb) || opts.cacheMb < 1) throw new UserError(`--cache-mb ${opts.cacheMb}: expected a positive number`);
   if (!opts.foreground) return detach(image, mnt, opts);
-  await runDaemon(image, mnt, opts);
+  if (process.env.UNISO_DAEMON === '1') return runDaemon(image, mnt, opts);
+  // foreground: run the tuned daemon process attached to this terminal
+  const child = spawn(process.execPath, daemonArgs(image, mnt, opts), { stdio: 'inherit', env: { ...process.env, ...DAEMON_ENV } });
+  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward(sig));
+  const code: number = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1))));
+  if (code !== 0) process.exit(code);
 }
 
 /** Start the daemon in the background and wait until it reports mounted (or failed). */
@@ -124,12 +146,10 @@ async function detach(image: string, mnt: string, opts: MountOptions): Promise<v
   const dir = runDir();
   const log = path.join(dir, `${path.basename(stateFile(mnt), '.json')}.log`);
   const logFd = fs.openSync(log, 'w');
-  const args = [process.argv[1], 'mount', '--foreground', '--cache-mb', String(opts.cacheMb), image, mnt];
-  if (opts.allowOther) args.splice(3, 0, '--allow-other');
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, daemonArgs(image, mnt, opts), {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, UNISO_READY_FD: '3', UNISO_LOG_FILE: log },
+    env: { ...process.env, ...DAEMON_ENV, UNISO_READY_FD: '3', UNISO_LOG_FILE: log },
   });
   fs.closeSync(logFd);
   const ready = child.stdio[3] as NodeJS.ReadableStream;

@@ -13,7 +13,7 @@ import { ByteSource } from '../io/source';
 
 // fuse-native forwards only a fixed list of libfuse options; more are passed
 // by appending them to the fsname value (its options are joined with ",").
-const EXTRA_LIBFUSE_OPTIONS = ['ro', 'use_ino'];
+const EXTRA_LIBFUSE_OPTIONS = ['ro', 'use_ino', 'max_readahead=1048576'];
 const O_ACCMODE = 3;
 const ST_RDONLY = 1;
 const CACHE_TIMEOUT_S = 3600;

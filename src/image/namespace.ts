@@ -176,10 +176,10 @@ export class Namespace {
   source(node: Node, readahead = 0): ByteSource {
     if (node.kind === 'view') {
       if (node.view.recipe === null) throw new Error('view has no recipe');
-      return new RecipeReader(this.catalog.recipe(node.view.recipe), this.blocks, this.catalog, { readahead });
+      return new RecipeReader(this.catalog.recipe(node.view.recipe), this.blocks, { readahead });
     }
     if (node.kind === 'tree' && node.row.type === EntryType.File) {
-      return new RecipeReader(this.contentRecipe(node.row.content ?? 0, node.row.size), this.blocks, this.catalog, { readahead });
+      return new RecipeReader(this.contentRecipe(node.row.content ?? 0, node.row.size), this.blocks, { readahead });
     }
     throw new Error('not a regular file');
   }

@@ -96,7 +96,7 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
     }
     const catalog = new Catalog(catBytes, p);
     closers.push(() => catalog.close());
-    const blocks = new BlockStore(pool, catalog.blockTable(), { name: `${p}: pool`, cacheBytes: opts.cacheBytes });
+    const blocks = new BlockStore(pool, catalog.blockTable(manifest.pool.size), { name: `${p}: pool`, cacheBytes: opts.cacheBytes });
     return {
       path: p, manifest, catalog, blocks, pool,
       close: () => { for (const c of closers.reverse()) c(); },

@@ -9,6 +9,16 @@ export interface ByteSource {
   readonly size: number;
   /** Read up to buf.length bytes at `offset`; returns the count (short only at EOF). */
   pread(buf: Buffer, offset: number): Promise<number>;
+  /** Optional scatter read: consecutive bytes at `offset` into `bufs` in turn; returns the total count. */
+  preadv?(bufs: Buffer[], offset: number): Promise<number>;
+  /** Optional: the file descriptor and position holding [offset, offset+len), if contiguous in one file. */
+  locate?(offset: number, len: number): { fd: number; pos: number } | undefined;
+}
+
+function readvAt(fd: number, bufs: Buffer[], pos: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.readv(fd, bufs, pos, (err, n) => (err ? reject(err) : resolve(n)));
+  });
 }
 
 function readAt(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
@@ -65,6 +75,57 @@ export class FileSource implements ByteSource {
       done += got;
       if (got < n) break;
       i++;
+    }
+    return done;
+  }
+
+  locate(offset: number, len: number): { fd: number; pos: number } | undefined {
+    if (offset < 0 || offset + len > this.size) return undefined;
+    if (!this.extents) return { fd: this.fd, pos: offset };
+    const i = this.extentIndex(offset);
+    const [start, elen] = this.extents[i];
+    const within = offset - this.starts[i];
+    return within + len <= elen ? { fd: this.fd, pos: start + within } : undefined;
+  }
+
+  /** Scatter read; one readv system call when the range lies in one extent. */
+  async preadv(bufs: Buffer[], offset: number): Promise<number> {
+    const total = bufs.reduce((s, b) => s + b.length, 0);
+    let phys = offset;
+    if (this.extents) {
+      const i = this.extentIndex(offset);
+      const [start, len] = this.extents[i];
+      const within = offset - this.starts[i];
+      if (within + total > len) {
+        let done = 0;
+        for (const b of bufs) {
+          const n = await this.pread(b, offset + done);
+          done += n;
+          if (n < b.length) break;
+        }
+        return done;
+      }
+      phys = start + within;
+    } else if (offset + total > this.size) {
+      let done = 0;
+      for (const b of bufs) {
+        const n = await this.pread(b, offset + done);
+        done += n;
+        if (n < b.length) break;
+      }
+      return done;
+    }
+    let done = await readvAt(this.fd, bufs, phys);
+    if (done < total && done > 0) {
+      // short read (rare): finish the rest buffer by buffer
+      let skip = done;
+      for (const b of bufs) {
+        if (skip >= b.length) { skip -= b.length; continue; }
+        const n = await this.readAll(b, skip, b.length - skip, phys + done);
+        done += n;
+        if (n < b.length - skip) break;
+        skip = 0;
+      }
     }
     return done;
   }

@@ -9,7 +9,7 @@ import * as zlib from 'node:zlib';
 import { XXHash128 } from 'xxhash-addon';
 import { crc32 } from '../checksum/crc32';
 import { adler32 } from '../checksum/adler32';
-import { BlockInfo, FLAG_RAW, POOL_BLOCK } from './format';
+import { BlockInfo, FLAG_RAW, POOL_BLOCK, storedCheck } from './format';
 import type { Content } from '../tree';
 
 const ZERO = Buffer.alloc(POOL_BLOCK);
@@ -74,7 +74,7 @@ export class PoolWriter {
     const own = Buffer.from(data); // the caller may reuse its buffer
     const info: BlockInfo = {
       offset: 0, csize: 0, usize: own.length, flags: 0,
-      crc32: crc32(own), adler32: adler32(own), ccrc: 0,
+      crc32: crc32(own), adler32: adler32(own), sxh: 0,
     };
     this.blocks.push(info);
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
@@ -87,7 +87,7 @@ export class PoolWriter {
           stored = own;
         }
         info.csize = stored.length;
-        info.ccrc = crc32(stored);
+        info.sxh = storedCheck(stored);
         this.done.set(id, stored);
         this.flushInOrder();
       },

@@ -3,12 +3,8 @@
 // fetching the blocks it needs in parallel from the BlockStore.
 
 import { ByteSource } from '../io/source';
-import { BlockStore } from '../pool/reader';
+import { BlockStore, SpliceList } from '../pool/reader';
 import { findSegment, Recipe, segmentLength, SegKind } from './recipe';
-
-export interface LiteralSource {
-  literal(id: number): Buffer;
-}
 
 export interface ReaderOptions {
   /** Bytes of pool blocks to fetch ahead of a sequential reader (0: none). */
@@ -21,8 +17,7 @@ export class RecipeReader implements ByteSource {
   private prefetchedTo = 0;
   private readonly readahead: number;
 
-  constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, private readonly literals: LiteralSource,
-    opts: ReaderOptions = {}) {
+  constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, opts: ReaderOptions = {}) {
     this.size = recipe.size;
     this.readahead = opts.readahead ?? 0;
   }
@@ -34,8 +29,9 @@ export class RecipeReader implements ByteSource {
     if (from >= to || from >= r.size) return;
     for (let i = findSegment(r, from); i < r.count && r.starts[i] < to; i++) {
       const kind = r.kinds[i] as SegKind;
+      // spliced (deflate) segments are read straight from the pool file, whose
+      // own readahead serves sequential readers; only inflation is worth starting early
       if (kind === SegKind.Raw) this.blocks.inflated(r.args[i]).catch(() => { /* reported when read */ });
-      else if (kind === SegKind.Deflate) this.blocks.deflated(r.args[i]).catch(() => { /* reported when read */ });
     }
     this.prefetchedTo = Math.min(to, r.size);
   }
@@ -50,6 +46,7 @@ export class RecipeReader implements ByteSource {
       this.lastEnd = end;
     }
     const waits: Promise<void>[] = [];
+    const splices = new SpliceList();
     let i = findSegment(r, offset);
     let pos = offset;
     while (pos < end) {
@@ -64,26 +61,28 @@ export class RecipeReader implements ByteSource {
         case SegKind.Zero:
           buf.fill(0, dst, dst + n);
           break;
-        case SegKind.Literal: {
-          const lit = this.literals.literal(arg);
-          if (off + n > lit.length) throw new Error(`literal ${arg} is shorter than its segment`);
-          lit.copy(buf, dst, off, off + n);
+        case SegKind.Literal:
+          r.literals[arg].copy(buf, dst, off, off + n);
           break;
-        }
         case SegKind.Raw:
           waits.push(this.blocks.inflated(arg).then((b) => copyChecked(b, buf, dst, off, n, arg)));
           break;
         case SegKind.Deflate:
-          waits.push(this.blocks.deflated(arg).then((b) => copyChecked(b, buf, dst, off, n, arg)));
+          splices.push(arg, off, n, dst);
           break;
       }
       pos += n;
       i++;
     }
-    // Settle every fetch before returning: the caller's buffer must not be
-    // written after pread() has answered, even when one fetch failed.
-    const results = await Promise.allSettled(waits);
-    for (const res of results) if (res.status === 'rejected') throw res.reason;
+    if (splices.length) waits.push(this.blocks.readDeflatedInto(splices, buf));
+    if (waits.length === 1) {
+      await waits[0];
+    } else if (waits.length > 1) {
+      // Settle every fetch before returning: the caller's buffer must not be
+      // written after pread() has answered, even when one fetch failed.
+      const results = await Promise.allSettled(waits);
+      for (const res of results) if (res.status === 'rejected') throw res.reason;
+    }
     return end - offset;
   }
 }

@@ -1,10 +1,16 @@
 // Recipes: a view's bytes as an ordered list of segments over the pool.
 //   zero(n)               n zero bytes
-//   literal(id, off, n)   bytes of a literal (small, made at build time)
+//   literal(k, off, n)    bytes of the recipe's own literal k (tar headers,
+//                         JSON, XML, precompressed glue: made at build time)
 //   raw(block, off, n)    inflated pool bytes
 //   deflate(block)        the block's deflate segment exactly as stored
-// The builder merges what it can; the serialized form is columnar
-// (kinds, starts, args, offs) so the reader binary-searches typed arrays.
+// A recipe carries its literals, so loading one is a single catalog read.
+// The serialized form is columnar (kinds, starts, args, offs), so the reader
+// binary-searches typed arrays, followed by the literal section (deflated
+// when that pays).
+
+import * as zlib from 'node:zlib';
+import { XXHash128 } from 'xxhash-addon';
 
 export enum SegKind {
   Zero = 0,
@@ -18,18 +24,23 @@ export interface Recipe {
   count: number;
   kinds: Uint8Array;
   starts: Float64Array; // view offset where segment i starts
-  args: Uint32Array; // literal id or block id
+  args: Uint32Array; // literal index or block id
   offs: Uint32Array; // offset inside the literal / inflated block
+  literals: Buffer[];
 }
 
 const MAGIC = 0x50435255; // "URCP"
-const VERSION = 1;
+const VERSION = 2;
+const HEADER = 24;
+const LIT_HEADER = 12; // u32 count, u32 packed flag, u32 unpacked section length
 
 export class RecipeBuilder {
   private kinds: number[] = [];
   private starts: number[] = [];
   private args: number[] = [];
   private offs: number[] = [];
+  private readonly literals: Buffer[] = [];
+  private readonly literalIndex = new Map<string, number>();
   size = 0;
 
   private push(kind: SegKind, len: number, arg: number, off: number): void {
@@ -52,8 +63,22 @@ export class RecipeBuilder {
     this.push(SegKind.Zero, n, 0, 0);
   }
 
-  literal(id: number, len: number, off = 0): void {
-    this.push(SegKind.Literal, len, id, off);
+  /** Index of `data` among this recipe's literals (identical literals are kept once). */
+  private literalIdx(data: Buffer): number {
+    const key = XXHash128.hash(data).toString('latin1') + data.length;
+    let k = this.literalIndex.get(key);
+    if (k === undefined) {
+      k = this.literals.length;
+      this.literals.push(data);
+      this.literalIndex.set(key, k);
+    }
+    return k;
+  }
+
+  /** `len` bytes of `data` from `off` (all of it by default). */
+  literal(data: Buffer, off = 0, len = data.length - off): void {
+    if (len <= 0) return;
+    this.push(SegKind.Literal, len, this.literalIdx(data), off);
   }
 
   raw(block: number, off: number, len: number): void {
@@ -68,9 +93,12 @@ export class RecipeBuilder {
   /** Append every segment of another recipe. */
   append(r: Recipe): void {
     for (let i = 0; i < r.count; i++) {
-      const len = (i + 1 < r.count ? r.starts[i + 1] : r.size) - r.starts[i];
-      if (r.kinds[i] === SegKind.Zero) this.zero(len);
-      else this.push(r.kinds[i] as SegKind, len, r.args[i], r.offs[i]);
+      const len = segmentLength(r, i);
+      switch (r.kinds[i] as SegKind) {
+        case SegKind.Zero: this.zero(len); break;
+        case SegKind.Literal: this.literal(r.literals[r.args[i]], r.offs[i], len); break;
+        default: this.push(r.kinds[i] as SegKind, len, r.args[i], r.offs[i]);
+      }
     }
   }
 
@@ -82,6 +110,7 @@ export class RecipeBuilder {
       starts: Float64Array.from(this.starts),
       args: Uint32Array.from(this.args),
       offs: Uint32Array.from(this.offs),
+      literals: [...this.literals],
     };
   }
 }
@@ -105,28 +134,44 @@ export function findSegment(r: Recipe, pos: number): number {
 export function serializeRecipe(r: Recipe): Buffer {
   const n = r.count;
   const kindsPad = (n + 7) & ~7;
-  const buf = Buffer.alloc(24 + kindsPad + n * 8 + n * 4 + n * 4);
-  buf.writeUInt32LE(MAGIC, 0);
-  buf.writeUInt32LE(VERSION, 4);
-  buf.writeUInt32LE(n, 8);
-  buf.writeDoubleLE(r.size, 16);
-  let o = 24;
-  Buffer.from(r.kinds.buffer, r.kinds.byteOffset, n).copy(buf, o);
+  const head = Buffer.alloc(HEADER + kindsPad + n * 16);
+  head.writeUInt32LE(MAGIC, 0);
+  head.writeUInt32LE(VERSION, 4);
+  head.writeUInt32LE(n, 8);
+  head.writeDoubleLE(r.size, 16);
+  let o = HEADER;
+  Buffer.from(r.kinds.buffer, r.kinds.byteOffset, n).copy(head, o);
   o += kindsPad;
-  for (let i = 0; i < n; i++, o += 8) buf.writeDoubleLE(r.starts[i], o);
-  for (let i = 0; i < n; i++, o += 4) buf.writeUInt32LE(r.args[i], o);
-  for (let i = 0; i < n; i++, o += 4) buf.writeUInt32LE(r.offs[i], o);
-  return buf;
+  for (let i = 0; i < n; i++, o += 8) head.writeDoubleLE(r.starts[i], o);
+  for (let i = 0; i < n; i++, o += 4) head.writeUInt32LE(r.args[i], o);
+  for (let i = 0; i < n; i++, o += 4) head.writeUInt32LE(r.offs[i], o);
+  // literal section: u32 offsets[count + 1], then the bytes
+  const table = Buffer.alloc(4 * (r.literals.length + 1));
+  let at = 0;
+  r.literals.forEach((l, k) => {
+    table.writeUInt32LE(at, 4 * k);
+    at += l.length;
+  });
+  table.writeUInt32LE(at, 4 * r.literals.length);
+  const section = Buffer.concat([table, ...r.literals]);
+  const packed = section.length > 4096 ? zlib.deflateRawSync(section, { level: 6 }) : undefined;
+  const usePacked = packed !== undefined && packed.length < section.length * 0.8;
+  const litHead = Buffer.alloc(LIT_HEADER);
+  litHead.writeUInt32LE(r.literals.length, 0);
+  litHead.writeUInt32LE(usePacked ? 1 : 0, 4);
+  litHead.writeUInt32LE(section.length, 8);
+  return Buffer.concat([head, litHead, usePacked ? packed! : section]);
 }
 
 export function deserializeRecipe(buf: Buffer, what: string): Recipe {
-  if (buf.length < 24 || buf.readUInt32LE(0) !== MAGIC) throw new Error(`${what}: not a recipe`);
+  if (buf.length < HEADER || buf.readUInt32LE(0) !== MAGIC) throw new Error(`${what}: not a recipe`);
   if (buf.readUInt32LE(4) !== VERSION) throw new Error(`${what}: unsupported recipe version ${buf.readUInt32LE(4)}`);
   const n = buf.readUInt32LE(8);
   const size = buf.readDoubleLE(16);
   const kindsPad = (n + 7) & ~7;
-  if (buf.length !== 24 + kindsPad + n * 16) throw new Error(`${what}: recipe has the wrong length`);
-  let o = 24;
+  const litAt = HEADER + kindsPad + n * 16;
+  if (buf.length < litAt + LIT_HEADER) throw new Error(`${what}: recipe has the wrong length`);
+  let o = HEADER;
   const kinds = Uint8Array.from(buf.subarray(o, o + n));
   o += kindsPad;
   const starts = new Float64Array(n);
@@ -135,12 +180,34 @@ export function deserializeRecipe(buf: Buffer, what: string): Recipe {
   for (let i = 0; i < n; i++, o += 4) args[i] = buf.readUInt32LE(o);
   const offs = new Uint32Array(n);
   for (let i = 0; i < n; i++, o += 4) offs[i] = buf.readUInt32LE(o);
+  const litCount = buf.readUInt32LE(litAt);
+  const packed = buf.readUInt32LE(litAt + 4);
+  const sectionLen = buf.readUInt32LE(litAt + 8);
+  let section: Buffer;
+  try {
+    section = packed ? zlib.inflateRawSync(buf.subarray(litAt + LIT_HEADER)) : buf.subarray(litAt + LIT_HEADER);
+  } catch {
+    throw new Error(`${what}: recipe literals are damaged`);
+  }
+  if (section.length !== sectionLen || sectionLen < 4 * (litCount + 1)) throw new Error(`${what}: recipe literals are damaged`);
+  if (packed) section = Buffer.from(section); // own exact-size memory, not a view of zlib's chunk
+  const literals: Buffer[] = [];
+  const base = 4 * (litCount + 1);
+  for (let k = 0; k < litCount; k++) {
+    const a = section.readUInt32LE(4 * k);
+    const b = section.readUInt32LE(4 * k + 4);
+    if (b < a || base + b > section.length) throw new Error(`${what}: recipe literals are damaged`);
+    literals.push(section.subarray(base + a, base + b));
+  }
   for (let i = 0; i < n; i++) {
     if (kinds[i] > SegKind.Deflate) throw new Error(`${what}: bad segment kind ${kinds[i]}`);
     const end = i + 1 < n ? starts[i + 1] : size;
     if (!(end > starts[i])) throw new Error(`${what}: segments out of order`);
+    if (kinds[i] === SegKind.Literal && (args[i] >= litCount || offs[i] + (end - starts[i]) > literals[args[i]].length)) {
+      throw new Error(`${what}: segment ${i} is outside its literal`);
+    }
   }
   if (n > 0 && starts[0] !== 0) throw new Error(`${what}: first segment does not start at 0`);
   if (!Number.isSafeInteger(size)) throw new Error(`${what}: bad size`);
-  return { size, count: n, kinds, starts, args, offs };
+  return { size, count: n, kinds, starts, args, offs, literals };
 }

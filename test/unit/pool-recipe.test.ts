@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { PoolWriter } from '../../src/pool/writer';
-import { BlockStore, blockTableFrom, BlockCorruptError } from '../../src/pool/reader';
+import { BlockStore, blockTableFrom, BlockCorruptError, SpliceList } from '../../src/pool/reader';
 import { FLAG_RAW, deflateSegmentSize } from '../../src/pool/format';
 import { FileSource } from '../../src/io/source';
 import { RecipeBuilder, serializeRecipe, deserializeRecipe } from '../../src/recipe/recipe';
@@ -66,19 +66,19 @@ t.test('recipe reader returns the right bytes at any offset', async (t) => {
   await pool.finish();
   const src = FileSource.open(poolPath);
   t.teardown(() => src.close());
-  const store = new BlockStore(src, blockTableFrom(pool.blocks), { cacheBytes: 1 << 20 });
+  const store = new BlockStore(src, blockTableFrom(pool.blocks, src.size), { cacheBytes: 1 << 20 });
   const lit = Buffer.from('<<literal>>');
-  const literals = { literal: (id: number) => { if (id !== 1) throw new Error('bad id'); return lit; } };
   const rb = new RecipeBuilder();
-  rb.literal(1, lit.length);
+  rb.literal(lit);
   for (let i = 0; i < c.blocks.length; i++) rb.raw(c.blocks[i], 0, Math.min(65536, c.size - i * 65536));
   rb.zero(10);
   rb.zero(5);
-  rb.literal(1, 5, 2);
+  rb.literal(Buffer.from('<<literal>>'), 2, 5); // the same literal again: stored once
   const r = deserializeRecipe(serializeRecipe(rb.build()), 'test');
   const expected = Buffer.concat([lit, data, Buffer.alloc(15), lit.subarray(2, 7)]);
   t.equal(r.size, expected.length, 'size');
-  const reader = new RecipeReader(r, store, literals);
+  t.equal(r.literals.length, 1, 'identical literals are kept once');
+  const reader = new RecipeReader(r, store);
   const whole = Buffer.alloc(r.size);
   t.equal(await reader.pread(whole, 0), r.size);
   t.ok(whole.equals(expected), 'whole read');
@@ -99,7 +99,7 @@ t.test('recipe reader returns the right bytes at any offset', async (t) => {
   // deflate segments concatenate into a valid raw deflate stream
   const rd = new RecipeBuilder();
   for (const id of c.blocks) if (id) rd.deflate(id, deflateSegmentSize(pool.blocks[id - 1]));
-  const dr = new RecipeReader(rd.build(), store, literals);
+  const dr = new RecipeReader(rd.build(), store);
   const body = Buffer.alloc(dr.size);
   await dr.pread(body, 0);
   const inflated = zlib.inflateRawSync(Buffer.concat([body, Buffer.from([3, 0])]));
@@ -126,18 +126,35 @@ t.test('a corrupt pool block is an error, never wrong bytes', async (t) => {
   fs.closeSync(fd);
   const src = FileSource.open(poolPath);
   t.teardown(() => src.close());
-  const store = new BlockStore(src, blockTableFrom(pool.blocks));
+  const store = new BlockStore(src, blockTableFrom(pool.blocks, src.size));
   await t.rejects(store.inflated(1), BlockCorruptError, 'inflated read rejects');
-  await t.rejects(store.deflated(1), BlockCorruptError, 'spliced read rejects');
+  await t.rejects(store.deflated(1), BlockCorruptError, 'cached spliced read rejects');
+  const out = Buffer.alloc(200);
+  const list = new SpliceList();
+  list.push(1, 10, 200, 0);
+  await t.rejects(store.readDeflatedInto(list, out), BlockCorruptError, 'direct spliced read rejects');
   await t.resolves(store.inflated(2), 'other blocks still read');
+  // the same through the JavaScript check (a source that cannot name its file)
+  const plain = { size: src.size, pread: (b: Buffer, o: number) => src.pread(b, o) };
+  const jsStore = new BlockStore(plain, blockTableFrom(pool.blocks, src.size));
+  await t.rejects(jsStore.readDeflatedInto(list, out), BlockCorruptError, 'JS check: direct spliced read rejects');
+  await t.resolves(jsStore.inflated(2), 'JS check: other blocks still read');
+  await t.rejects(store.checkBlock(1), /block 1 is corrupt/, 'checkBlock names the block');
 });
 
 t.test('recipe deserialization rejects damage', async (t) => {
   const rb = new RecipeBuilder();
   rb.zero(100);
-  rb.literal(1, 10);
+  rb.literal(Buffer.alloc(10, 0x61));
   const blob = serializeRecipe(rb.build());
-  t.throws(() => deserializeRecipe(blob.subarray(0, blob.length - 1), 'x'), /wrong length/);
+  t.same(deserializeRecipe(blob, 'x').literals, [Buffer.alloc(10, 0x61)], 'round trip');
+  const big = new RecipeBuilder();
+  big.literal(Buffer.alloc(100000, 0x62));
+  const packed = serializeRecipe(big.build());
+  t.ok(packed.length < 10000, 'a large compressible literal section is stored deflated');
+  t.same(deserializeRecipe(packed, 'x').literals[0], Buffer.alloc(100000, 0x62), 'and read back');
+  t.throws(() => deserializeRecipe(blob.subarray(0, blob.length - 1), 'x'), /literals are damaged/);
+  t.throws(() => deserializeRecipe(blob.subarray(0, 30), 'x'), /wrong length/);
   const bad = Buffer.from(blob);
   bad[24] = 9; // kind of segment 0
   t.throws(() => deserializeRecipe(bad, 'x'), /bad segment kind/);
