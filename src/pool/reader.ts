@@ -18,6 +18,9 @@ import { ByteSource } from '../io/source';
 import { nativeIfBuilt } from '../native';
 import { BlockInfo, CHECK_REGION, FLAG_RAW, STORED_MAX, storedCheck, wrapStored } from './format';
 
+/** Regions checked ahead of a reader moving forward through the pool. */
+const CHECK_AHEAD_REGIONS = 2;
+
 export class BlockCorruptError extends Error {
   readonly code = 'EUNISO_CORRUPT';
   constructor(message: string) {
@@ -152,10 +155,13 @@ export class BlockStore {
       const end = this.regionEnd(id);
       if (end > id) id = end;
     }
-    const ahead = last + 1;
-    if (ahead <= this.table.count && this.storedState[ahead] === 0) {
-      // readers move forward: have the next region checked before they get there
-      this.checkRegion(ahead).catch(() => { /* reported to whoever reads it */ });
+    // readers move forward: have the next regions checked before they get there
+    const t = this.table;
+    for (let r = 1; r <= CHECK_AHEAD_REGIONS; r++) {
+      const pos = t.offset[last - 1] + r * CHECK_REGION;
+      if (pos >= t.poolBytes) break;
+      const ahead = this.blockAt(pos);
+      if (this.storedState[ahead] === 0) this.checkRegion(ahead).catch(() => { /* reported to whoever reads it */ });
     }
     if (!waits) return undefined;
     return Promise.all(waits).then(() => {
