@@ -26,7 +26,9 @@ export function gzipHeader(): Buffer {
 
 /** Raw deflate of `data`, ended by a sync flush (byte aligned, not final). */
 export function deflateSynced(data: Buffer, level = 9): Buffer {
-  return zlib.deflateRawSync(data, { level, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  // zlib returns a view of its 16 KiB output chunk: keep an exact-size copy,
+  // or every small header would pin a whole chunk for the life of the recipe
+  return Buffer.from(zlib.deflateRawSync(data, { level, finishFlush: zlib.constants.Z_SYNC_FLUSH }));
 }
 
 export class GzipCompiler {
