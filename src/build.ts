@@ -15,8 +15,8 @@ import { CatalogWriter } from './catalog/writer';
 import { RecipeReader } from './recipe/reader';
 import { Recipe, RecipeBuilder } from './recipe/recipe';
 import { applyOverlay, EntryType, Tree, BLOCK_SIZE } from './tree';
-import { FORMATS } from './formats';
-import { FAMILIES, Family, FormatContext, ViewOut } from './formats/context';
+import { FORMATS, PREPARERS } from './formats';
+import { FAMILIES, Family, FormatContext, FormatOptions, ViewOut } from './formats/context';
 import { GzipCompiler } from './formats/gzip';
 import { applianceNames, ApplianceNames } from './formats/naming';
 import { readmeText } from './formats/readme';
@@ -36,6 +36,9 @@ export interface BuildOptions {
   overlays: Map<Family, string>;
   level: number;
   quiet: boolean;
+  diskSize: number;
+  memoryMb: number;
+  ovfSha1: boolean;
 }
 
 export interface BuildResult {
@@ -59,19 +62,6 @@ export function parseFamilyOption(values: string[], option: string): Map<Family,
     out.set(fam, v.slice(eq + 1));
   }
   return out;
-}
-
-/** Read a small regular file of a tree through the pool (e.g. /etc/debian_version). */
-async function readTreeFile(tree: Tree, p: string, blocks: BlockStore, max = 1 << 16): Promise<Buffer | undefined> {
-  const i = tree.lookup(p);
-  if (!i || i.type !== EntryType.File || !i.content || i.content.size > max) return undefined;
-  const parts: Buffer[] = [];
-  for (let k = 0; k < i.content.blocks.length; k++) {
-    const id = i.content.blocks[k];
-    const len = Math.min(BLOCK_SIZE, i.content.size - k * BLOCK_SIZE);
-    parts.push(id === 0 ? Buffer.alloc(len) : await blocks.inflated(id));
-  }
-  return Buffer.concat(parts);
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -101,6 +91,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const base: Ingested = await ingest(opts.input, pool, progress);
     warnings.push(...base.warnings);
     const familyTrees = new Map<Family, Tree>();
+    const overlayTrees = new Map<Family, Tree>();
     for (const fam of FAMILIES) {
       let t: Tree | undefined;
       const variant = opts.variants.get(fam);
@@ -112,11 +103,37 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const overlay = opts.overlays.get(fam);
       if (overlay) {
         progress.phase(`reading overlay ${overlay}`);
-        t = applyOverlay(t ?? base.tree, await ingestDirectory(overlay, pool, progress));
+        const o = await ingestDirectory(overlay, pool, progress);
+        overlayTrees.set(fam, o);
+        t = applyOverlay(t ?? base.tree, o);
       }
       if (t) familyTrees.set(fam, t.renumbered());
     }
     const baseTree = base.tree.renumbered();
+    const treeOf = (fam: Family) => familyTrees.get(fam) ?? baseTree;
+    const debFile = baseTree.lookup('etc/debian_version');
+    const debVersion = debFile?.type === EntryType.File && debFile.content && debFile.content.size < 4096
+      ? (await pool.readContent(debFile.content)).toString('utf8').trim() : undefined;
+    const names: ApplianceNames = applianceNames(opts.name ?? path.basename(opts.input), debVersion);
+    const memo = new Map<string, unknown>();
+    const memoize = <T>(key: string, make: () => T): T => {
+      if (!memo.has(key)) memo.set(key, make());
+      return memo.get(key) as T;
+    };
+    const warn = (m: string) => { if (!warnings.includes(m)) warnings.push(m); };
+    const formatOptions: FormatOptions = { diskSize: opts.diskSize, memoryMb: opts.memoryMb, ovfSha1: opts.ovfSha1 };
+
+    // 2. preparers adjust family trees (e.g. a boot loader for the disk images) while the pool is open
+    for (const prep of PREPARERS) {
+      progress.phase(`preparing: ${prep.name}`);
+      for (const fam of prep.families) {
+        await prep.prepare({
+          names, options: formatOptions, tree: treeOf, setTree: (f, t) => familyTrees.set(f, t),
+          provided: (f, p) => overlayTrees.get(f)?.lookup(p) !== undefined,
+          pool, memo: memoize, warn,
+        }, fam);
+      }
+    }
     progress.phase('compressing');
     const poolBytes = await pool.finish();
 
@@ -127,7 +144,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const treeIds = new Map<Tree, number>();
     const baseId = catalog.writeTree('base', baseTree);
     treeIds.set(baseTree, baseId);
-    const treeOf = (fam: Family) => familyTrees.get(fam) ?? baseTree;
     for (const fam of FAMILIES) {
       const t = treeOf(fam);
       if (!treeIds.has(t)) treeIds.set(t, catalog.writeTree(fam, t));
@@ -136,15 +152,13 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
     poolSrc = FileSource.open(poolPath);
     const blocks = new BlockStore(poolSrc, blockTableFrom(pool.blocks, poolBytes), { name: poolPath, cacheBytes: 256 << 20 });
-    const debVersion = (await readTreeFile(baseTree, 'etc/debian_version', blocks))?.toString('utf8').trim();
-    const names: ApplianceNames = applianceNames(opts.name ?? path.basename(opts.input), debVersion);
     let newest = baseTree.newestMtimeNs();
     for (const t of familyTrees.values()) if (t.newestMtimeNs() > newest) newest = t.newestMtimeNs();
     const mtimeSec = newest / 1_000_000_000n;
-    const memo = new Map<string, unknown>();
     const catalogW = catalog;
     const ctx: FormatContext = {
       names,
+      options: formatOptions,
       tree: treeOf,
       treeKey: (fam) => String(treeIds.get(treeOf(fam))),
       catalog: catalogW,
@@ -152,11 +166,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       gzip: new GzipCompiler(pool.blocks),
       mtimeSec,
       sha256: (r: Recipe) => sha256Source(new RecipeReader(r, blocks)),
-      memo<T>(key: string, make: () => T): T {
-        if (!memo.has(key)) memo.set(key, make());
-        return memo.get(key) as T;
-      },
-      warn: (m) => { if (!warnings.includes(m)) warnings.push(m); },
+      hash: (r: Recipe, alg: string) => sha256Source(new RecipeReader(r, blocks), undefined, alg),
+      memo: memoize,
+      warn,
     };
 
     // 3. views

@@ -8,6 +8,17 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
+/** "20G", "512M", "1T" or bytes; rounded up to a whole MiB. */
+export function parseSize(v: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$/i.exec(v.trim());
+  if (!m) throw new UserError(`${option} ${v}: expected a size such as 20G, 8192M or 1T`);
+  const mult: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+  const bytes = Math.ceil((Number(m[1]) * mult[m[2].toUpperCase()]) / 2 ** 20) * 2 ** 20;
+  if (!Number.isSafeInteger(bytes) || bytes < 64 * 2 ** 20) throw new UserError(`${option} ${v}: the disk must be at least 64M`);
+  if (bytes > 2 ** 41) throw new UserError(`${option} ${v}: at most 2T`);
+  return bytes;
+}
+
 function parseLevel(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 9) throw new UserError(`--level ${v}: expected 1..9`);
@@ -28,12 +39,19 @@ export function main(argv: string[]): void {
     .option('--variant <family=path>', 'whole patched tree for a family (vm, container, xen, openstack, docker)', collect, [])
     .option('--overlay <family=dir>', 'files laid over the base tree for a family', collect, [])
     .option('--level <n>', 'deflate level for the pool (1-9)', parseLevel, 6)
+    .option('--disk-size <size>', 'virtual size of the disk images (sparse)', '20G')
+    .option('--memory <MB>', 'memory of the virtual machine in the OVF', '1024')
+    .option('--ovf-sha1', 'SHA1 manifest for old ESXi (default: SHA256)')
     .option('-q, --quiet', 'no progress output')
-    .action(async (input: string, o: { output: string; name?: string; variant: string[]; overlay: string[]; level: number; quiet?: boolean }) => {
+    .action(async (input: string, o: { output: string; name?: string; variant: string[]; overlay: string[]; level: number;
+      diskSize: string; memory: string; ovfSha1?: boolean; quiet?: boolean }) => {
       const { build, parseFamilyOption } = await import('./build');
+      const memoryMb = Number(o.memory);
+      if (!Number.isInteger(memoryMb) || memoryMb < 64 || memoryMb > 4 * 1024 * 1024) throw new UserError(`--memory ${o.memory}: expected MB between 64 and 4194304`);
       const r = await build({
         input, output: o.output, name: o.name, level: o.level, quiet: !!o.quiet,
         variants: parseFamilyOption(o.variant, '--variant'), overlays: parseFamilyOption(o.overlay, '--overlay'),
+        diskSize: parseSize(o.diskSize, '--disk-size'), memoryMb, ovfSha1: !!o.ovfSha1,
       });
       if (!o.quiet) process.stderr.write(`uniso: wrote ${r.output} (${r.views.length} views)\n`);
     });

@@ -10,9 +10,17 @@ import { BlockInfo } from '../pool/format';
 import { GzipCompiler } from './gzip';
 import { ApplianceNames } from './naming';
 import { Piece } from './pieces';
+import type { PoolWriter } from '../pool/writer';
 
 export type Family = 'vm' | 'container' | 'xen' | 'openstack' | 'docker';
 export const FAMILIES: Family[] = ['vm', 'container', 'xen', 'openstack', 'docker'];
+
+/** Build options the formats read. */
+export interface FormatOptions {
+  diskSize: number; // bytes of the virtual disks
+  memoryMb: number; // RAM in the OVF
+  ovfSha1: boolean; // SHA1 manifest for old ESXi (default SHA256)
+}
 
 export interface ViewOut {
   path: string; // e.g. "openvz/debian-12-turnkey-core_18.0-1_amd64.tar.gz"
@@ -23,6 +31,7 @@ export interface ViewOut {
 
 export interface FormatContext {
   names: ApplianceNames;
+  options: FormatOptions;
   tree(family: Family): Tree;
   /** A key that is equal for families sharing one tree. */
   treeKey(family: Family): string;
@@ -33,6 +42,8 @@ export interface FormatContext {
   mtimeSec: bigint;
   /** SHA-256 (hex) of a recipe's bytes, read through the pool. */
   sha256(r: Recipe): Promise<string>;
+  /** Another digest (e.g. "sha1") of a recipe's bytes. */
+  hash(r: Recipe, alg: string): Promise<string>;
   /** Build-wide cache, so formats that share bytes compute them once. */
   memo<T>(key: string, make: () => T): T;
   warn(message: string): void;
@@ -42,6 +53,26 @@ export interface Format {
   name: string;
   family: Family;
   build(ctx: FormatContext): Promise<ViewOut[]>;
+}
+
+/** What a preparer gets: runs before the pool is finished, so it may add files to family trees. */
+export interface PrepareContext {
+  names: ApplianceNames;
+  options: FormatOptions;
+  tree(family: Family): Tree;
+  setTree(family: Family, tree: Tree): void;
+  /** Does the family's overlay provide this path (e.g. "etc/fstab")? */
+  provided(family: Family, path: string): boolean;
+  pool: PoolWriter;
+  memo<T>(key: string, make: () => T): T;
+  warn(message: string): void;
+}
+
+/** Adjusts family trees before formats run (e.g. adds a boot loader for disk images). */
+export interface Preparer {
+  name: string;
+  families: Family[];
+  prepare(ctx: PrepareContext, family: Family): Promise<void>;
 }
 
 /** Turn piece lists into a gzip view recipe. */

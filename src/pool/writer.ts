@@ -49,7 +49,7 @@ export class PoolWriter {
   private readonly fd: number;
 
   constructor(readonly path: string, private readonly level = 6) {
-    this.fd = fs.openSync(path, 'w');
+    this.fd = fs.openSync(path, 'w+');
   }
 
   /** Add one block (<= 64 KiB); returns its id, 0 for an all-zero block. */
@@ -130,6 +130,28 @@ export class PoolWriter {
   /** Start a streaming content writer for one file. */
   file(): ContentWriter {
     return new ContentWriter(this);
+  }
+
+  /** Wait until every block added so far is compressed and written. */
+  async settle(): Promise<void> {
+    while (this.inFlight.size) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Read back a content written earlier (for build steps that need file bytes before the pool is finished). */
+  async readContent(c: Content): Promise<Buffer> {
+    await this.settle();
+    const out = Buffer.alloc(c.size);
+    for (let k = 0; k < c.blocks.length; k++) {
+      const id = c.blocks[k];
+      if (id === 0) continue;
+      const info = this.blocks[id - 1];
+      const stored = Buffer.allocUnsafe(info.csize);
+      fs.readSync(this.fd, stored, 0, info.csize, info.offset);
+      const raw = info.flags & FLAG_RAW ? stored : zlib.inflateRawSync(stored, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      raw.copy(out, k * POOL_BLOCK);
+    }
+    return out;
   }
 
   /** Wait for every block to be compressed and written; close the file. */

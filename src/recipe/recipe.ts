@@ -115,6 +115,27 @@ export class RecipeBuilder {
   }
 }
 
+/** The bytes [from, to) of a recipe as a recipe of their own. */
+export function sliceRecipe(r: Recipe, from: number, to: number): Recipe {
+  const rb = new RecipeBuilder();
+  if (from >= to) return rb.build();
+  for (let i = findSegment(r, from); i < r.count && r.starts[i] < to; i++) {
+    const s = Math.max(from, r.starts[i]);
+    const e = Math.min(to, r.starts[i] + segmentLength(r, i));
+    const within = s - r.starts[i];
+    switch (r.kinds[i] as SegKind) {
+      case SegKind.Zero: rb.zero(e - s); break;
+      case SegKind.Literal: rb.literal(r.literals[r.args[i]], r.offs[i] + within, e - s); break;
+      case SegKind.Raw: rb.raw(r.args[i], r.offs[i] + within, e - s); break;
+      case SegKind.Deflate:
+        if (within !== 0 || e - s !== segmentLength(r, i)) throw new Error('cannot cut a deflate segment');
+        rb.deflate(r.args[i], e - s);
+        break;
+    }
+  }
+  return rb.build();
+}
+
 export function segmentLength(r: Recipe, i: number): number {
   return (i + 1 < r.count ? r.starts[i + 1] : r.size) - r.starts[i];
 }

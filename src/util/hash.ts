@@ -1,4 +1,4 @@
-// SHA-256 of a ByteSource, read in large chunks with the next read in flight
+// SHA-256 (or another digest) of a ByteSource, read in large chunks with the next read in flight
 // while the current chunk is hashed.
 
 import * as crypto from 'node:crypto';
@@ -6,8 +6,9 @@ import { ByteSource } from '../io/source';
 
 const CHUNK = 4 << 20;
 
-export async function sha256Source(src: ByteSource, onBytes?: (n: number) => void): Promise<string> {
-  const h = crypto.createHash('sha256');
+/** Hex digest (sha256 by default) of a ByteSource's bytes. */
+export async function sha256Source(src: ByteSource, onBytes?: (n: number) => void, alg = 'sha256'): Promise<string> {
+  const h = crypto.createHash(alg);
   let bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
   let off = 0;
   let pending: Promise<number> | undefined = src.size > 0 ? src.pread(bufs[0], 0) : undefined;

@@ -1,0 +1,134 @@
+// The OVF 1.0 appliance for VMware and VirtualBox: vm/<name>.ovf (virtual
+// system named after the appliance: CPU, memory, LSI Logic SCSI controller,
+// the streamOptimized disk, an E1000 NIC, product information),
+// vm/<name>.mf (SHA256, or SHA1 with --ovf-sha1), vm/<name>-disk1.vmdk,
+// and vm/<name>.ova: an uncompressed tar with the .ovf first.
+
+import * as crypto from 'node:crypto';
+import { Format, FormatContext } from './context';
+import { familyDisk } from './disk/disk';
+import { streamOptimized, VMDK_ADAPTER } from './vmdk';
+import { xmlEscape } from './xml';
+import { PieceList, compilePlain } from './pieces';
+import { endOfArchive, tarMemberBytes, tarMemberHeader, tarPad } from './tar';
+import { RecipeBuilder } from '../recipe/recipe';
+
+// ---- OVF constants -------------------------------------------------------------
+const NS_OVF = 'http://schemas.dmtf.org/ovf/envelope/1';
+const NS_RASD = 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData';
+const NS_VSSD = 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData';
+const NS_VMW = 'http://www.vmware.com/schema/ovf';
+const NS_XSI = 'http://www.w3.org/2001/XMLSchema-instance';
+const FORMAT_STREAM = 'http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized';
+const RT_CPU = 3;
+const RT_MEMORY = 4;
+const RT_SCSI = 6;
+const RT_ETHERNET = 10;
+const RT_DISK = 17;
+const OS_DEBIAN_64 = 96;
+const VMW_OS_TYPE = 'debian10_64Guest';
+const VIRTUAL_SYSTEM_TYPE = 'vmx-10';
+const CPUS = 1;
+const NETWORK = 'VM Network';
+
+function item(fields: [string, string | number][]): string {
+  // rasd elements must appear in alphabetical order (the CIM schema's sequence)
+  const sorted = [...fields].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  return ['      <Item>', ...sorted.map(([k, v]) => `        <rasd:${k}>${xmlEscape(String(v))}</rasd:${k}>`), '      </Item>'].join('\n');
+}
+
+export function ovfXml(ctx: FormatContext, diskFile: string, diskBytes: number, capacity: number): string {
+  const n = ctx.names;
+  const product = n.app ? `TurnKey ${n.app}` : n.name;
+  const mem = ctx.options.memoryMb;
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<Envelope xmlns="${NS_OVF}" xmlns:ovf="${NS_OVF}" xmlns:rasd="${NS_RASD}" xmlns:vssd="${NS_VSSD}" xmlns:vmw="${NS_VMW}" xmlns:xsi="${NS_XSI}">`,
+    '  <References>',
+    `    <File ovf:id="file1" ovf:href="${xmlEscape(diskFile)}" ovf:size="${diskBytes}"/>`,
+    '  </References>',
+    '  <DiskSection>',
+    '    <Info>Virtual disks</Info>',
+    `    <Disk ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:capacity="${capacity}" ovf:format="${FORMAT_STREAM}"/>`,
+    '  </DiskSection>',
+    '  <NetworkSection>',
+    '    <Info>Logical networks</Info>',
+    `    <Network ovf:name="${NETWORK}">`,
+    '      <Description>The network the appliance is attached to</Description>',
+    '    </Network>',
+    '  </NetworkSection>',
+    `  <VirtualSystem ovf:id="${xmlEscape(n.name)}">`,
+    '    <Info>A virtual machine</Info>',
+    `    <Name>${xmlEscape(n.name)}</Name>`,
+    `    <OperatingSystemSection ovf:id="${OS_DEBIAN_64}" vmw:osType="${VMW_OS_TYPE}">`,
+    '      <Info>The guest operating system</Info>',
+    `      <Description>Debian GNU/Linux${n.debianMajor ? ` ${n.debianMajor}` : ''} (64-bit)</Description>`,
+    '    </OperatingSystemSection>',
+    '    <ProductSection>',
+    '      <Info>Information about the appliance</Info>',
+    `      <Product>${xmlEscape(product)}</Product>`,
+    '      <Vendor>TurnKey GNU/Linux</Vendor>',
+    ...(n.version ? [`      <Version>${xmlEscape(n.version)}</Version>`, `      <FullVersion>${xmlEscape(n.name)}</FullVersion>`] : []),
+    `      <ProductUrl>https://www.turnkeylinux.org/${xmlEscape(n.app ?? '')}</ProductUrl>`,
+    '      <VendorUrl>https://www.turnkeylinux.org</VendorUrl>',
+    '    </ProductSection>',
+    '    <VirtualHardwareSection>',
+    '      <Info>Virtual hardware requirements</Info>',
+    '      <System>',
+    '        <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>',
+    '        <vssd:InstanceID>0</vssd:InstanceID>',
+    `        <vssd:VirtualSystemIdentifier>${xmlEscape(n.name)}</vssd:VirtualSystemIdentifier>`,
+    `        <vssd:VirtualSystemType>${VIRTUAL_SYSTEM_TYPE}</vssd:VirtualSystemType>`,
+    '      </System>',
+    item([['AllocationUnits', 'hertz * 10^6'], ['Description', 'Number of virtual CPUs'], ['ElementName', `${CPUS} virtual CPU`],
+      ['InstanceID', 1], ['ResourceType', RT_CPU], ['VirtualQuantity', CPUS]]),
+    item([['AllocationUnits', 'byte * 2^20'], ['Description', 'Memory size'], ['ElementName', `${mem} MB of memory`],
+      ['InstanceID', 2], ['ResourceType', RT_MEMORY], ['VirtualQuantity', mem]]),
+    item([['Address', 0], ['Description', 'SCSI controller'], ['ElementName', 'SCSI controller 0'], ['InstanceID', 3],
+      ['ResourceSubType', VMDK_ADAPTER], ['ResourceType', RT_SCSI]]),
+    item([['AddressOnParent', 0], ['ElementName', 'Hard disk 1'], ['HostResource', 'ovf:/disk/vmdisk1'], ['InstanceID', 4],
+      ['Parent', 3], ['ResourceType', RT_DISK]]),
+    item([['AddressOnParent', 7], ['AutomaticAllocation', 'true'], ['Connection', NETWORK], ['Description', 'E1000 ethernet adapter'],
+      ['ElementName', 'Network adapter 1'], ['InstanceID', 5], ['ResourceSubType', 'E1000'], ['ResourceType', RT_ETHERNET]]),
+    '    </VirtualHardwareSection>',
+    '  </VirtualSystem>',
+    '</Envelope>',
+    '',
+  ].join('\n');
+}
+
+export const ovf: Format = {
+  name: 'ovf',
+  family: 'vm',
+  async build(ctx) {
+    const d = familyDisk(ctx, 'vm');
+    const n = ctx.names.name;
+    const diskFile = `${n}-disk1.vmdk`;
+    const vmdkRecipe = streamOptimized(ctx, d, diskFile);
+    const ovfBytes = Buffer.from(ovfXml(ctx, diskFile, vmdkRecipe.size, d.size), 'utf8');
+    const alg = ctx.options.ovfSha1 ? 'SHA1' : 'SHA256';
+    const hash = (b: Buffer) => crypto.createHash(alg.toLowerCase()).update(b).digest('hex');
+    const vmdkHash = alg === 'SHA256' ? await ctx.sha256(vmdkRecipe) : await ctx.hash(vmdkRecipe, 'sha1');
+    const mf = Buffer.from(`${alg}(${n}.ovf)= ${hash(ovfBytes)}\n${alg}(${diskFile})= ${vmdkHash}\n`, 'utf8');
+    const lit = (b: Buffer) => {
+      const rb = new RecipeBuilder();
+      rb.literal(b);
+      return rb.build();
+    };
+    // the OVA: .ovf first, then the manifest, then the disk (ustar, fixed owner and time)
+    const t = ctx.mtimeSec;
+    const out = new PieceList();
+    tarMemberBytes(out, `${n}.ovf`, ovfBytes, t);
+    tarMemberBytes(out, `${n}.mf`, mf, t);
+    tarMemberHeader(out, diskFile, vmdkRecipe.size, t);
+    out.recipe(vmdkRecipe, 0);
+    tarPad(out, vmdkRecipe.size);
+    endOfArchive(out);
+    return [
+      { path: `vm/${n}.ova`, recipe: compilePlain(out.done()), format: 'ova', description: 'OVA appliance for VMware and VirtualBox (OVF 1.0, streamOptimized disk)' },
+      { path: `vm/${n}.ovf`, recipe: lit(ovfBytes), format: 'ovf', description: 'OVF descriptor (with the .mf and -disk1.vmdk beside it)' },
+      { path: `vm/${n}.mf`, recipe: lit(mf), format: 'ovf', description: `OVF manifest (${alg})` },
+      { path: `vm/${diskFile}`, recipe: vmdkRecipe, format: 'vmdk-stream', description: 'streamOptimized VMDK disk of the OVF' },
+    ];
+  },
+};
