@@ -2,6 +2,8 @@
 #   make demo    build the sample appliance's universal ISO, mount it, use it
 #   make test    the whole test suite (needs root: loop devices, mknod, FUSE)
 #   make bench   benchmarks against conventional tools (writes bench/results.md)
+#   make vm-test boot the disk views (raw, vmdk, qcow2, vhd) in QEMU from the mount
+#                (one format: make vm-test-raw, vm-test-vmdk, vm-test-qcow2, vm-test-vhd)
 
 SHELL := /bin/bash
 NODE ?= node
@@ -9,6 +11,7 @@ NODEDIR ?= $(shell dirname $$(dirname $$(readlink -f $$(command -v $(NODE)))))
 NPM ?= npm
 
 .PHONY: all sysdeps build deps native ts test demo bench clean distclean
+.PHONY: vm-test vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd
 
 all: build
 
@@ -34,12 +37,20 @@ build: native ts
 test: build
 	test/fixture/prepare.sh >/dev/null
 	$(NPM) test
+	@$(MAKE) --no-print-directory vm-test
 
 demo: build
 	vm-images/demo.sh
 
 bench: build
 	bench/run.sh
+
+# vm-test runs all four (-k: past a failing one) and fails if any failed.
+vm-test: build
+	@$(MAKE) --no-print-directory -k vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd
+
+vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd: vm-test-%: build
+	vm-images/vm-test.sh $*
 
 clean:
 	rm -rf dist native/build .tap

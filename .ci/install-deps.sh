@@ -7,11 +7,11 @@ PACKAGES=(
   libfuse2 fuse3
   # the native addon (decompressors for squashfs input)
   build-essential python3 liblzma-dev libzstd-dev liblz4-dev liblzo2-dev libxxhash-dev
-  # image tools uniso runs
-  xorriso attr
+  # image tools uniso runs (grub-mkimage and the BIOS modules for the disk images)
+  xorriso attr grub-common grub-pc-bin
   # fixtures, the demo and the oracles the tests compare against
   isolinux syslinux-common squashfs-tools squashfs-tools-ng busybox-static e2fsprogs
-  libarchive-tools libcap2-bin libxml2-utils python3-yaml jq qemu-utils qemu-system-x86
+  libarchive-tools libcap2-bin libxml2-utils python3-yaml jq qemu-utils qemu-system-x86 fdisk xz-utils
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

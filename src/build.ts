@@ -7,12 +7,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import * as os from 'node:os';
 import { ingest, Ingested } from './ingest';
 import { PoolWriter } from './pool/writer';
-import { BlockStore, blockTableFrom } from './pool/reader';
-import { FileSource } from './io/source';
+import { blockTableFrom } from './pool/reader';
 import { CatalogWriter } from './catalog/writer';
-import { RecipeReader } from './recipe/reader';
 import { Recipe, RecipeBuilder } from './recipe/recipe';
 import { applyOverlay, EntryType, Tree, BLOCK_SIZE } from './tree';
 import { FORMATS, PREPARERS } from './formats';
@@ -23,7 +22,7 @@ import { readmeText } from './formats/readme';
 import { ingestDirectory } from './ingest/dir';
 import { writeUniversalIso } from './iso/writer';
 import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME } from './image/layout';
-import { sha256Source } from './util/hash';
+import { HashPool } from './util/hash-recipe';
 import { Progress } from './util/progress';
 import { checkOutputDir, commitOutput, removeQuietly, tempNameFor } from './util/atomic';
 import { fileError, UserError } from './util/errors';
@@ -80,7 +79,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const warnings: string[] = [];
   let pool: PoolWriter | undefined;
   let catalog: CatalogWriter | undefined;
-  let poolSrc: FileSource | undefined;
+  let hashPool: HashPool | undefined;
   try {
     const stageDir = path.join(tmp, 'uniso');
     fs.mkdirSync(stageDir);
@@ -124,11 +123,18 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const formatOptions: FormatOptions = { diskSize: opts.diskSize, memoryMb: opts.memoryMb, ovfSha1: opts.ovfSha1 };
 
     // 2. preparers adjust family trees (e.g. a boot loader for the disk images) while the pool is open
+    const objectIds = new WeakMap<Tree, number>();
+    let nextObjectId = 1;
+    const objectId = (t: Tree) => {
+      if (!objectIds.has(t)) objectIds.set(t, nextObjectId++);
+      return objectIds.get(t)!;
+    };
     for (const prep of PREPARERS) {
       progress.phase(`preparing: ${prep.name}`);
       for (const fam of prep.families) {
         await prep.prepare({
-          names, options: formatOptions, tree: treeOf, setTree: (f, t) => familyTrees.set(f, t),
+          names, options: formatOptions, tree: treeOf, treeKey: (f) => `tree-object-${objectId(treeOf(f))}`,
+          setTree: (f, t) => familyTrees.set(f, t),
           provided: (f, p) => overlayTrees.get(f)?.lookup(p) !== undefined,
           pool, memo: memoize, warn,
         }, fam);
@@ -150,8 +156,13 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       catalog.setFamily(fam, treeIds.get(t)!);
     }
 
-    poolSrc = FileSource.open(poolPath);
-    const blocks = new BlockStore(poolSrc, blockTableFrom(pool.blocks, poolBytes), { name: poolPath, cacheBytes: 256 << 20 });
+    const table = blockTableFrom(pool.blocks, poolBytes);
+    let hashedBytes = 0;
+    let hashedNow = false;
+    hashPool = new HashPool(poolPath, table, Math.max(1, Math.min(4, os.availableParallelism())), (n) => {
+      hashedBytes += n;
+      if (hashedNow) progress.add(n);
+    });
     let newest = baseTree.newestMtimeNs();
     for (const t of familyTrees.values()) if (t.newestMtimeNs() > newest) newest = t.newestMtimeNs();
     const mtimeSec = newest / 1_000_000_000n;
@@ -165,32 +176,29 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       blocks: pool.blocks,
       gzip: new GzipCompiler(pool.blocks),
       mtimeSec,
-      sha256: (r: Recipe) => sha256Source(new RecipeReader(r, blocks)),
-      hash: (r: Recipe, alg: string) => sha256Source(new RecipeReader(r, blocks), undefined, alg),
+      sha256: (r: Recipe) => hashPool!.digest(r),
+      hash: (r: Recipe, alg: string) => hashPool!.digest(r, alg),
       memo: memoize,
       warn,
     };
 
-    // 3. views
+    // 3. views; each distinct recipe's checksum starts on the worker threads as soon as it exists
     progress.phase('building views');
     const views: ViewOut[] = [];
-    for (const f of FORMATS) views.push(...(await f.build(ctx)));
-
-    // 4. checksums (each distinct recipe once)
-    const total = views.reduce((s, v) => s + v.recipe.size, 0);
-    progress.phase('checksumming views', total);
-    const shaByRecipe = new Map<Recipe, string>();
-    const results: BuildResult['views'] = [];
-    for (const v of views) {
-      let sha = shaByRecipe.get(v.recipe);
-      if (!sha) {
-        sha = await sha256Source(new RecipeReader(v.recipe, blocks), (n) => progress.add(n));
-        shaByRecipe.set(v.recipe, sha);
-      } else {
-        progress.add(v.recipe.size);
+    const shaByRecipe = new Map<Recipe, Promise<string>>();
+    for (const f of FORMATS) {
+      for (const v of await f.build(ctx)) {
+        views.push(v);
+        if (!shaByRecipe.has(v.recipe)) shaByRecipe.set(v.recipe, hashPool.digest(v.recipe));
       }
-      results.push({ path: v.path, size: v.recipe.size, sha256: sha });
     }
+
+    // 4. checksums
+    progress.phase('checksumming views', [...shaByRecipe.keys()].reduce((s, r) => s + r.size, 0));
+    progress.add(hashedBytes);
+    hashedNow = true;
+    const results: BuildResult['views'] = [];
+    for (const v of views) results.push({ path: v.path, size: v.recipe.size, sha256: await shaByRecipe.get(v.recipe)! });
     const mtime = Number(mtimeSec);
     const literalView = (text: string) => {
       const b = Buffer.from(text, 'utf8');
@@ -255,7 +263,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     throw e;
   } finally {
     progress.end();
-    poolSrc?.close();
+    await hashPool?.close();
     catalog?.close();
     removeQuietly(tmp);
   }

@@ -17,7 +17,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, mount, must, mustUniso, tempDir, uniso } from './lib/fixture';
+import { buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, mount, must, mustUniso, tempDir, uniso, TEST_DISK_SIZE } from './lib/fixture';
 import { compareTrees, CompareOptions } from './lib/treecmp';
 
 const fx = fixture();
@@ -37,7 +37,7 @@ const fresh = (name: string) => path.join(dir, `${++serial}-${name}`);
 /** Build a universal ISO from `input` (named like the fixture, so view paths are known). */
 function build(input: string, extra: string[] = []): string {
   const out = fresh('universal.iso');
-  mustUniso(['build', input, '-o', out, '-q', '--name', FIXTURE_NAME, ...extra]);
+  mustUniso(['build', input, '-o', out, '-q', '--name', FIXTURE_NAME, '--disk-size', TEST_DISK_SIZE, ...extra]);
   return out;
 }
 
@@ -243,11 +243,14 @@ t.test('--overlay container=DIR and --variant xen=DIR', async (t) => {
     const a = info(baseIso);
     const b = info(uni);
     t.same(b.families, { vm: 'base', container: 'overlay', xen: 'variant', openstack: 'base', docker: 'base' }, 'families');
-    t.same(b.trees.map((x) => x.name).sort(), ['base', 'container', 'xen'], 'three trees');
+    // the vm tree (shared by openstack) is the base tree plus the boot loader, fstab and grub.cfg
+    t.same(b.trees.map((x) => x.name).sort(), ['base', 'container', 'vm', 'xen'], 'four trees');
+    t.same(a.trees.map((x) => x.name).sort(), ['base', 'vm'], 'without variants: the base tree and the vm tree');
     t.equal(b.trees.find((x) => x.name === 'container')!.entries, a.trees[0].entries + 1 - 2, 'container tree: one added, two deleted');
     t.equal(b.trees.find((x) => x.name === 'xen')!.entries, a.trees[0].entries + 1, 'xen tree: one added');
     // new content: the overlay's motd and conf, the variant's hostname and conf, one block each
     t.equal(b.pool.blocks, a.pool.blocks + 4, `pool blocks ${a.pool.blocks} -> ${b.pool.blocks}: only the 4 new files`);
+    t.equal(b.trees.find((x) => x.name === 'vm')!.entries, a.trees.find((x) => x.name === 'vm')!.entries, 'the same vm tree in both builds');
     t.ok(b.pool.bytes - a.pool.bytes < 4096, `pool bytes ${a.pool.bytes} -> ${b.pool.bytes}: barely grows`);
   });
 });

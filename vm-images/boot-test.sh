@@ -11,9 +11,11 @@
 # (captured to a log) shows SeaBIOS and GRUB (SeaBIOS's serial console) as
 # well as the kernel (console=ttyS0) and the appliance.
 # Passes (exit 0, "boot-test: FORMAT: marker seen after N s") when the marker
-# appears within the timeout; otherwise prints the last 30 lines of the serial
-# output and exits 1. QEMU is always killed on exit. Environment: QEMU
-# (default qemu-system-x86_64), BOOT_TEST_LOG (keep the serial log in this file).
+# appears within the timeout; otherwise (also early, at a dead end: SeaBIOS's
+# "No bootable device", a GRUB prompt, a kernel panic) prints the last 30
+# lines of the serial output and exits 1. QEMU is always killed on exit.
+# Environment: QEMU (default qemu-system-x86_64), BOOT_TEST_LOG (keep the
+# serial log in this file).
 set -euo pipefail
 [ $# -ge 2 ] && [ $# -le 3 ] || { echo "usage: boot-test.sh DISK FORMAT [TIMEOUT_S]" >&2; exit 2; }
 DISK=$1 FORMAT=$2 TIMEOUT=${3:-180}
@@ -46,10 +48,14 @@ START=$(date +%s.%N)
 QPID=$!
 
 elapsed() { echo "$(date +%s.%N) $START" | awk '{ printf "%.1f", $1 - $2 }'; }
-result=timeout
+# Dead ends that never reach the marker: fail fast (after 2 s more output).
+DEAD_END='No bootable device|Kernel panic - not syncing|grub rescue>|grub> '
+result=timeout dead=
 while :; do
   if grep -aq "$MARKER" "$LOG"; then result=pass; break; fi
   if ! kill -0 "$QPID" 2>/dev/null; then result=exited; break; fi
+  if [ -z "$dead" ] && grep -aqE "$DEAD_END" "$LOG"; then dead=$(grep -aoE "$DEAD_END" "$LOG" | head -1); sleep 2; continue; fi
+  if [ -n "$dead" ]; then result=dead; break; fi
   if [ "$(echo "$(date +%s.%N) $START $TIMEOUT" | awk '{ print ($1 - $2 >= $3) }')" = 1 ]; then break; fi
   sleep 0.5
 done
@@ -64,9 +70,10 @@ fi
 case $result in
   timeout) why="no $MARKER within ${TIMEOUT} s" ;;
   exited) why="QEMU exited after $T s without $MARKER" ;;
+  dead) why="stopped after $T s at \"${dead% }\"" ;;
 esac
 echo "boot-test: $FORMAT: FAILED: $why ($DISK)"
 echo "---- last 30 lines of serial output ----"
-tr -d '\r' < "$LOG" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tail -n 30
+tr -d '\r' < "$LOG" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tail -n 30 | awk 1
 echo "----------------------------------------"
 exit 1

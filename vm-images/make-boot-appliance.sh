@@ -195,6 +195,10 @@ OS
     echo "initramfs: $(stat -c %s "$ROOT/boot/initrd.img-$VER") bytes, kernel: $(stat -c %s "$ROOT/boot/vmlinuz-$VER") bytes"
   } > "$CACHE/iso/bootcheck-$KEY.txt"
   mv "$WORK/appliance.iso" "$CACHED"
+  # Keep one appliance: drop the ISOs of earlier inputs.
+  for old in "$CACHE"/iso/bootcheck-*.iso; do
+    [ "$old" = "$CACHED" ] || rm -f "$old" "${old%.iso}.txt"
+  done
   say "cached $CACHED"
 fi
 

@@ -60,6 +60,8 @@ export interface PrepareContext {
   names: ApplianceNames;
   options: FormatOptions;
   tree(family: Family): Tree;
+  /** A key that is equal for families whose current trees are the same object. */
+  treeKey(family: Family): string;
   setTree(family: Family, tree: Tree): void;
   /** Does the family's overlay provide this path (e.g. "etc/fstab")? */
   provided(family: Family, path: string): boolean;

@@ -72,10 +72,13 @@ export function tempDir(t: Teardown, prefix = 'uniso-test-'): string {
   return d;
 }
 
+/** The virtual disk size tests build with (the 20 GiB default would make every copy and hash slow). */
+export const TEST_DISK_SIZE = '256M';
+
 /** Build the universal ISO of the fixture (or another input) into `dir`. */
 export function buildUniversal(dir: string, input = fixture().iso, extra: string[] = []): string {
   const out = path.join(dir, `${FIXTURE_NAME}-universal.iso`);
-  mustUniso(['build', input, '-o', out, '-q', ...extra]);
+  mustUniso(['build', input, '-o', out, '-q', '--disk-size', TEST_DISK_SIZE, ...extra]);
   return out;
 }
 

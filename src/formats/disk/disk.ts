@@ -27,7 +27,7 @@ export const bootDiskPreparer: Preparer = {
   async prepare(ctx, family) {
     const base = ctx.tree(family);
     // families sharing one tree share one prepared tree
-    const prep = await ctx.memo(`bootprep-for:${family === 'openstack' && ctx.tree('vm') === base ? 'vm' : family}`, () =>
+    const prep = await ctx.memo(`bootprep-for:${ctx.treeKey(family)}`, () =>
       prepareBootTree(base, { name: ctx.names.name, pool: ctx.pool, provided: (p) => ctx.provided(family, p) }));
     for (const w of prep.warnings) ctx.warn(`${family} disk: ${w}`);
     ctx.setTree(family, prep.tree);

@@ -6,7 +6,7 @@
 // is sequential and deterministic.
 
 import { GRAIN_BLOCKS } from './constants';
-import { Geometry, dataStart, groupEnd, groupStart } from './geometry';
+import { Geometry, groupEnd, groupStart } from './geometry';
 
 export type Run = [start: number, count: number];
 
@@ -26,12 +26,12 @@ export class BlockAllocator {
   constructor(private readonly geo: Geometry) {
     this.used = new Uint32Array(Math.ceil(geo.blocks / 32));
     for (let g = 0; g < geo.groups; g++) {
-      this.mark(groupStart(g), dataStart(geo, g) - groupStart(g));
-      const ds = dataStart(geo, g);
+      this.mark(groupStart(g), geo.dataStart[g] - groupStart(g));
+      const ds = geo.dataStart[g];
       const aligned = Math.min(groupEnd(geo, g), Math.ceil(ds / GRAIN_BLOCKS) * GRAIN_BLOCKS);
       if (aligned > ds) this.slack.push([ds, aligned - ds]);
     }
-    this.cursor = Math.ceil(dataStart(geo, 0) / GRAIN_BLOCKS) * GRAIN_BLOCKS;
+    this.cursor = Math.ceil(geo.dataStart[0] / GRAIN_BLOCKS) * GRAIN_BLOCKS;
   }
 
   isUsed(b: number): boolean {
@@ -54,7 +54,7 @@ export class BlockAllocator {
     for (;;) {
       if (this.group >= this.geo.groups) throw new OutOfSpace('no free grain left');
       const end = groupEnd(this.geo, this.group);
-      const first = Math.max(this.cursor, Math.ceil(dataStart(this.geo, this.group) / GRAIN_BLOCKS) * GRAIN_BLOCKS);
+      const first = Math.max(this.cursor, Math.ceil(this.geo.dataStart[this.group] / GRAIN_BLOCKS) * GRAIN_BLOCKS);
       if (first + GRAIN_BLOCKS <= end) {
         this.cursor = first;
         return first;

@@ -22,6 +22,7 @@ export const COMPAT_EXT_ATTR = 0x8;
 export const COMPAT_DIR_INDEX = 0x20;
 export const INCOMPAT_FILETYPE = 0x2;
 export const INCOMPAT_EXTENTS = 0x40;
+export const INCOMPAT_FLEX_BG = 0x200;
 export const RO_COMPAT_SPARSE_SUPER = 0x1;
 export const RO_COMPAT_LARGE_FILE = 0x2;
 export const RO_COMPAT_HUGE_FILE = 0x8;

@@ -6,7 +6,7 @@
 
 import * as C from './constants';
 import { BlockAllocator, OutOfSpace, Run } from './allocator';
-import { Geometry, computeGeometry, blockBitmapBlock, inodeBitmapBlock, inodeTableBlock, groupStart, groupEnd, hasSuper } from './geometry';
+import { Geometry, computeGeometry, groupStart, groupEnd, hasSuper } from './geometry';
 import {
   DirEntry, EncodedXattr, Extent, classifyXattr, dirBlocksNeeded, encodeDirBlocks, encodeGroupDesc, encodeJournalSuperblock,
   encodeSuperblock, encodeTime, encodeXattrBlock, inInodeXattrSize, mergeExtents, writeExtentHeader, writeExtentIndex,
@@ -332,7 +332,7 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
   const tableBlockOf = (ino: number) => {
     const g = Math.floor((ino - 1) / ipg);
     const idx = (ino - 1) % ipg;
-    return { block: inodeTableBlock(geo, g) + Math.floor((idx * C.INODE_SIZE) / C.BLOCK_SIZE), off: (idx * C.INODE_SIZE) % C.BLOCK_SIZE };
+    return { block: geo.inodeTable[g] + Math.floor((idx * C.INODE_SIZE) / C.BLOCK_SIZE), off: (idx * C.INODE_SIZE) % C.BLOCK_SIZE };
   };
   const usedDirs = new Array<number>(geo.groups).fill(0);
   for (const node of nodes.values()) {
@@ -368,9 +368,9 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
       if (i >= ipg || inodeUsed(ino)) ib[i >>> 3] |= 1 << (i & 7);
       else freeI++;
     }
-    literals.set(blockBitmapBlock(geo, g), bb);
-    literals.set(inodeBitmapBlock(geo, g), ib);
-    encodeGroupDesc(gdt, g * C.GROUP_DESC_SIZE, blockBitmapBlock(geo, g), inodeBitmapBlock(geo, g), inodeTableBlock(geo, g),
+    literals.set(geo.blockBitmap[g], bb);
+    literals.set(geo.inodeBitmap[g], ib);
+    encodeGroupDesc(gdt, g * C.GROUP_DESC_SIZE, geo.blockBitmap[g], geo.inodeBitmap[g], geo.inodeTable[g],
       freeB, freeI, usedDirs[g]);
     freeBlocksTotal += freeB;
     freeInodesTotal += freeI;
@@ -384,7 +384,7 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
     const sb = encodeSuperblock({
       inodesCount: ipg * geo.groups, blocksCount: geo.blocks, rBlocksCount: Math.floor(geo.blocks / 20),
       freeBlocks: freeBlocksTotal, freeInodes: freeInodesTotal, inodesPerGroup: ipg, timeSec, uuid: opts.uuid,
-      volumeName: opts.label, hashSeed: opts.hashSeed, jnlBlocks, groupNr: g,
+      volumeName: opts.label, hashSeed: opts.hashSeed, jnlBlocks, groupNr: g, logGroupsPerFlex: geo.logGroupsPerFlex,
     });
     const first = Buffer.alloc(C.BLOCK_SIZE);
     sb.copy(first, g === 0 ? C.SUPERBLOCK_OFFSET : 0);

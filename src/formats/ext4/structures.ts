@@ -20,6 +20,7 @@ export interface SuperFields {
   hashSeed: Buffer; // 16
   jnlBlocks: number[]; // 17 words
   groupNr: number;
+  logGroupsPerFlex: number;
 }
 
 export function encodeSuperblock(f: SuperFields): Buffer {
@@ -50,7 +51,7 @@ export function encodeSuperblock(f: SuperFields): Buffer {
   b.writeUInt16LE(C.INODE_SIZE, 0x58);
   b.writeUInt16LE(f.groupNr, 0x5a);
   b.writeUInt32LE(C.COMPAT_HAS_JOURNAL | C.COMPAT_EXT_ATTR | C.COMPAT_DIR_INDEX, 0x5c);
-  b.writeUInt32LE(C.INCOMPAT_FILETYPE | C.INCOMPAT_EXTENTS, 0x60);
+  b.writeUInt32LE(C.INCOMPAT_FILETYPE | C.INCOMPAT_EXTENTS | C.INCOMPAT_FLEX_BG, 0x60);
   b.writeUInt32LE(C.RO_COMPAT_SPARSE_SUPER | C.RO_COMPAT_LARGE_FILE | C.RO_COMPAT_HUGE_FILE | C.RO_COMPAT_DIR_NLINK
     | C.RO_COMPAT_EXTRA_ISIZE, 0x64);
   f.uuid.copy(b, 0x68, 0, 16);
@@ -66,6 +67,7 @@ export function encodeSuperblock(f: SuperFields): Buffer {
   b.writeUInt16LE(C.EXTRA_ISIZE, 0x15c); // s_min_extra_isize
   b.writeUInt16LE(C.EXTRA_ISIZE, 0x15e); // s_want_extra_isize
   b.writeUInt32LE(C.EXT2_FLAGS_SIGNED_HASH, 0x160);
+  b.writeUInt8(f.logGroupsPerFlex, 0x174);
   return b;
 }
 

@@ -1,0 +1,102 @@
+// Digest of a recipe's bytes, and a small pool of worker threads that
+// compute them in parallel with the rest of the build. Zero runs are hashed
+// from a shared zero buffer without reading or filling anything (a 20 GiB
+// sparse disk image is mostly that).
+
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Recipe, SegKind, findSegment, segmentLength, serializeRecipe } from '../recipe/recipe';
+import { RecipeReader } from '../recipe/reader';
+import { BlockStore, BlockTable } from '../pool/reader';
+
+const CHUNK = 4 << 20;
+const ZEROS = Buffer.alloc(CHUNK);
+
+/** Hex digest of the recipe's bytes; `onBytes` reports progress. */
+export async function digestRecipe(r: Recipe, blocks: BlockStore, alg = 'sha256', onBytes?: (n: number) => void): Promise<string> {
+  const h = crypto.createHash(alg);
+  const reader = new RecipeReader(r, blocks);
+  const buf = Buffer.allocUnsafe(CHUNK);
+  let pos = 0;
+  while (pos < r.size) {
+    const i = findSegment(r, pos);
+    if (r.kinds[i] === SegKind.Zero) {
+      const end = r.starts[i] + segmentLength(r, i);
+      while (pos < end) {
+        const n = Math.min(CHUNK, end - pos);
+        h.update(n === CHUNK ? ZEROS : ZEROS.subarray(0, n));
+        pos += n;
+        onBytes?.(n);
+      }
+      continue;
+    }
+    // read up to the next zero run (or CHUNK bytes)
+    let end = Math.min(r.size, pos + CHUNK);
+    for (let k = i + 1; k < r.count && r.starts[k] < end; k++) {
+      if (r.kinds[k] === SegKind.Zero) {
+        end = r.starts[k];
+        break;
+      }
+    }
+    const got = await reader.pread(buf.subarray(0, end - pos), pos);
+    if (got !== end - pos) throw new Error(`short read at ${pos}`);
+    h.update(buf.subarray(0, got));
+    pos = end;
+    onBytes?.(got);
+  }
+  return h.digest('hex');
+}
+
+interface Job {
+  id: number;
+  resolve: (hex: string) => void;
+  reject: (e: Error) => void;
+  size: number;
+}
+
+/** Worker threads hashing recipes over one pool file. */
+export class HashPool {
+  private readonly workers: { w: Worker; load: number; jobs: Map<number, Job> }[] = [];
+  private nextId = 1;
+
+  constructor(poolPath: string, table: BlockTable, threads: number, private readonly onBytes?: (n: number) => void) {
+    const file = path.join(__dirname, `hash-worker${path.extname(__filename)}`);
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(file, { workerData: { poolPath, table } });
+      const entry = { w, load: 0, jobs: new Map<number, Job>() };
+      w.on('message', (m: { id: number; hex?: string; error?: string; progress?: number }) => {
+        if (m.progress) {
+          this.onBytes?.(m.progress);
+          return;
+        }
+        const job = entry.jobs.get(m.id);
+        if (!job) return;
+        entry.jobs.delete(m.id);
+        entry.load -= job.size;
+        if (m.error !== undefined) job.reject(new Error(m.error));
+        else job.resolve(m.hex!);
+      });
+      w.on('error', (e) => {
+        for (const job of entry.jobs.values()) job.reject(e);
+        entry.jobs.clear();
+      });
+      this.workers.push(entry);
+    }
+  }
+
+  /** Digest of a recipe, computed by the least loaded worker. */
+  digest(r: Recipe, alg = 'sha256'): Promise<string> {
+    const entry = this.workers.reduce((a, b) => (b.load < a.load ? b : a));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      entry.jobs.set(id, { id, resolve, reject, size: r.size });
+      entry.load += r.size;
+      entry.w.postMessage({ id, alg, recipe: serializeRecipe(r) });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((e) => e.w.terminate()));
+  }
+}

@@ -1,0 +1,28 @@
+// Worker thread of HashPool: hashes recipes it is sent, reading the pool
+// file through its own BlockStore.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { FileSource } from '../io/source';
+import { BlockStore, BlockTable } from '../pool/reader';
+import { deserializeRecipe } from '../recipe/recipe';
+import { digestRecipe } from './hash-recipe';
+
+const { poolPath, table } = workerData as { poolPath: string; table: BlockTable };
+const source = FileSource.open(poolPath);
+const blocks = new BlockStore(source, table, { name: poolPath, cacheBytes: 64 << 20 });
+
+parentPort!.on('message', (m: { id: number; alg: string; recipe: Uint8Array }) => {
+  const r = deserializeRecipe(Buffer.from(m.recipe), `recipe ${m.id}`);
+  let pending = 0;
+  const flush = () => {
+    if (pending) parentPort!.postMessage({ id: m.id, progress: pending });
+    pending = 0;
+  };
+  digestRecipe(r, blocks, m.alg, (n) => {
+    pending += n;
+    if (pending >= 64 << 20) flush();
+  }).then(
+    (hex) => { flush(); parentPort!.postMessage({ id: m.id, hex }); },
+    (e: Error) => parentPort!.postMessage({ id: m.id, error: e.message }),
+  );
+});
