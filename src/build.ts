@@ -38,6 +38,8 @@ export interface BuildOptions {
   diskSize: number;
   memoryMb: number;
   ovfSha1: boolean;
+  /** formats to build (names as in FORMATS); all when undefined */
+  formats?: string[];
 }
 
 export interface BuildResult {
@@ -61,6 +63,16 @@ export function parseFamilyOption(values: string[], option: string): Map<Family,
     out.set(fam, v.slice(eq + 1));
   }
   return out;
+}
+
+/** Check a --formats list against the known formats. */
+export function parseFormats(v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  const names = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const known = FORMATS.map((f) => f.name);
+  for (const n of names) if (!known.includes(n)) throw new UserError(`--formats: unknown format "${n}" (known: ${known.join(', ')})`);
+  if (!names.length) throw new UserError('--formats: give at least one format');
+  return names;
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -129,9 +141,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       if (!objectIds.has(t)) objectIds.set(t, nextObjectId++);
       return objectIds.get(t)!;
     };
+    const selected = FORMATS.filter((f) => !opts.formats || opts.formats.includes(f.name));
     for (const prep of PREPARERS) {
+      const fams = prep.families.filter((fam) => selected.some((f) => f.family === fam));
+      if (!fams.length) continue;
       progress.phase(`preparing: ${prep.name}`);
-      for (const fam of prep.families) {
+      for (const fam of fams) {
         await prep.prepare({
           names, options: formatOptions, tree: treeOf, treeKey: (f) => `tree-object-${objectId(treeOf(f))}`,
           setTree: (f, t) => familyTrees.set(f, t),
@@ -186,7 +201,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     progress.phase('building views');
     const views: ViewOut[] = [];
     const shaByRecipe = new Map<Recipe, Promise<string>>();
-    for (const f of FORMATS) {
+    for (const f of selected) {
       for (const v of await f.build(ctx)) {
         views.push(v);
         if (!shaByRecipe.has(v.recipe)) shaByRecipe.set(v.recipe, hashPool.digest(v.recipe));

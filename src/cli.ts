@@ -42,16 +42,17 @@ export function main(argv: string[]): void {
     .option('--disk-size <size>', 'virtual size of the disk images (sparse)', '20G')
     .option('--memory <MB>', 'memory of the virtual machine in the OVF', '1024')
     .option('--ovf-sha1', 'SHA1 manifest for old ESXi (default: SHA256)')
+    .option('--formats <list>', 'build only these formats (comma-separated: ovf,vmdk,raw,qcow2,vhd,openvz,opennode,proxmox,xen,lxc,docker)')
     .option('-q, --quiet', 'no progress output')
     .action(async (input: string, o: { output: string; name?: string; variant: string[]; overlay: string[]; level: number;
-      diskSize: string; memory: string; ovfSha1?: boolean; quiet?: boolean }) => {
-      const { build, parseFamilyOption } = await import('./build');
+      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; quiet?: boolean }) => {
+      const { build, parseFamilyOption, parseFormats } = await import('./build');
       const memoryMb = Number(o.memory);
       if (!Number.isInteger(memoryMb) || memoryMb < 64 || memoryMb > 4 * 1024 * 1024) throw new UserError(`--memory ${o.memory}: expected MB between 64 and 4194304`);
       const r = await build({
         input, output: o.output, name: o.name, level: o.level, quiet: !!o.quiet,
         variants: parseFamilyOption(o.variant, '--variant'), overlays: parseFamilyOption(o.overlay, '--overlay'),
-        diskSize: parseSize(o.diskSize, '--disk-size'), memoryMb, ovfSha1: !!o.ovfSha1,
+        diskSize: parseSize(o.diskSize, '--disk-size'), memoryMb, ovfSha1: !!o.ovfSha1, formats: parseFormats(o.formats),
       });
       if (!o.quiet) process.stderr.write(`uniso: wrote ${r.output} (${r.views.length} views)\n`);
     });
