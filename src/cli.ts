@@ -64,9 +64,18 @@ export function main(argv: string[]): void {
     .option('-f, --foreground', 'stay in the foreground (default: detach once mounted)')
     .option('--allow-other', 'let other users (and NFS servers) access the mount')
     .option('--cache-mb <n>', 'size of the block cache in MiB', '64')
-    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: string }) => {
+    .option('--nfs <addr:port>', 'also export the mount over NFS v3/v4 (NFS-Ganesha), e.g. 0.0.0.0:2049')
+    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: string; nfs?: string }) => {
       const { mountCommand } = await import('./fuse/control');
-      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: Number(o.cacheMb) });
+      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: Number(o.cacheMb), nfs: o.nfs });
+    });
+
+  program.command('status')
+    .description('list the uniso mounts on this machine and their NFS exports')
+    .option('--json', 'JSON output')
+    .action(async (o: { json?: boolean }) => {
+      const { statusCommand } = await import('./fuse/control');
+      statusCommand(!!o.json);
     });
 
   program.command('umount')
@@ -76,6 +85,19 @@ export function main(argv: string[]): void {
     .action(async (mnt: string) => {
       const { umountCommand } = await import('./fuse/control');
       await umountCommand(mnt);
+    });
+
+  program.command('serve')
+    .description('serve the files of a universal ISO over HTTP (Range, HEAD, indexes); no FUSE needed')
+    .argument('<image>', 'universal ISO or extracted directory')
+    .requiredOption('--http <addr:port>', 'where to listen, e.g. 0.0.0.0:8080')
+    .option('--cache-mb <n>', 'size of the block cache in MiB', '64')
+    .option('-q, --quiet', 'no log lines')
+    .action(async (image: string, o: { http: string; cacheMb: string; quiet?: boolean }) => {
+      const { serve } = await import('./commands/serve');
+      const cacheMb = Number(o.cacheMb);
+      if (!Number.isFinite(cacheMb) || cacheMb < 1) throw new UserError(`--cache-mb ${o.cacheMb}: expected a positive number`);
+      await serve(image, o.http, { cacheMb, quiet: o.quiet });
     });
 
   program.command('ls')

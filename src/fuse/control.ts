@@ -10,11 +10,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import { openImage } from '../image/open';
 import { Daemon } from './daemon';
 import { fileError, UserError } from '../util/errors';
+import { NfsExport, NFS_PSEUDO_PATH as NFS_PATH, checkNfsTools, checkPortFree } from '../serve/nfs';
+import { parseListen } from '../commands/serve';
 
 export interface MountOptions {
   foreground: boolean;
   allowOther: boolean;
   cacheMb: number;
+  nfs?: string; // ADDR:PORT to export the mount over NFS (ganesha)
 }
 
 interface MountState {
@@ -22,6 +25,7 @@ interface MountState {
   mountpoint: string;
   image: string;
   log: string;
+  nfs?: { listen: string; status: string; ganeshaPid?: number; log: string };
 }
 
 function runDir(): string {
@@ -45,11 +49,21 @@ function stateFile(mnt: string): string {
 }
 
 function readState(mnt: string): MountState | undefined {
+  return readStateFile(stateFile(mnt));
+}
+
+function readStateFile(f: string): MountState | undefined {
   try {
-    return JSON.parse(fs.readFileSync(stateFile(mnt), 'utf8')) as MountState;
+    return JSON.parse(fs.readFileSync(f, 'utf8')) as MountState;
   } catch {
     return undefined;
   }
+}
+
+function writeState(mnt: string, st: MountState): void {
+  const f = stateFile(mnt);
+  fs.writeFileSync(`${f}.tmp`, JSON.stringify(st) + '\n');
+  fs.renameSync(`${f}.tmp`, f);
 }
 
 function alive(pid: number): boolean {
@@ -124,6 +138,7 @@ const DAEMON_ENV = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '32768', UNI
 function daemonArgs(image: string, mnt: string, opts: MountOptions): string[] {
   const args = [...DAEMON_NODE_FLAGS, process.argv[1], 'mount', '--foreground', '--cache-mb', String(opts.cacheMb)];
   if (opts.allowOther) args.push('--allow-other');
+  if (opts.nfs) args.push('--nfs', opts.nfs);
   return [...args, image, mnt];
 }
 
@@ -131,6 +146,13 @@ export async function mountCommand(image: string, mntArg: string, opts: MountOpt
   const mnt = canonical(mntArg);
   checkMountpoint(mnt);
   if (!Number.isFinite(opts.cacheMb) || opts.cacheMb < 1) throw new UserError(`--cache-mb ${opts.cacheMb}: expected a positive number`);
+  if (opts.nfs && process.env.UNISO_DAEMON !== '1') {
+    // an NFS server reads the mount as other users: allow_other is needed
+    opts.allowOther = true;
+    const { host, port } = parseListen(opts.nfs, '--nfs');
+    checkNfsTools();
+    await checkPortFree(host, port);
+  }
   if (!opts.foreground) return detach(image, mnt, opts);
   if (process.env.UNISO_DAEMON === '1') return runDaemon(image, mnt, opts);
   // foreground: run the tuned daemon process attached to this terminal
@@ -197,7 +219,30 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
     throw new UserError(msg);
   }
   const state: MountState = { pid: process.pid, mountpoint: mnt, image: path.resolve(image), log: logFile ?? '' };
-  fs.writeFileSync(stateFile(mnt), JSON.stringify(state) + '\n');
+  let nfs: NfsExport | undefined;
+  let nfsWorkDir: string | undefined;
+  if (opts.nfs) {
+    const { host, port } = parseListen(opts.nfs, '--nfs');
+    const workDir = path.join(runDir(), `${path.basename(stateFile(mnt), '.json')}-nfs`);
+    nfsWorkDir = workDir;
+    nfs = new NfsExport({ host, port, mountpoint: mnt, workDir, log });
+    try {
+      await nfs.start();
+    } catch (e) {
+      await daemon.unmount();
+      img.close();
+      fs.rmSync(workDir, { recursive: true, force: true });
+      report(`error ${mnt}: ${(e as Error).message}`);
+      throw e;
+    }
+    state.nfs = { listen: opts.nfs, status: 'running', ganeshaPid: nfs.ganeshaPid, log: nfs.logFile };
+    nfs.onUnexpectedExit = (why) => {
+      log(`NFS export stopped: ganesha exited (${why}); the FUSE mount keeps serving (see ${nfs!.logFile})`);
+      state.nfs = { ...state.nfs!, status: `stopped: ganesha exited (${why})` };
+      writeState(mnt, state);
+    };
+  }
+  writeState(mnt, state);
   process.on('uncaughtException', (e) => log(`unexpected error (still serving): ${e.stack ?? e.message}`));
   process.on('unhandledRejection', (e) => log(`unexpected rejection (still serving): ${String(e)}`));
   let stopping = false;
@@ -205,6 +250,10 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
     if (stopping) return;
     stopping = true;
     log(`${sig}: unmounting ${mnt}`);
+    if (nfs) {
+      await nfs.stop();
+      if (nfsWorkDir) fs.rmSync(nfsWorkDir, { recursive: true, force: true });
+    }
     await daemon.unmount();
     try { fs.unlinkSync(stateFile(mnt)); } catch { /* gone */ }
     if (logFile) {
@@ -255,4 +304,32 @@ export async function umountCommand(mntArg: string): Promise<void> {
   if (/busy/i.test(r.err)) throw fileError(mnt, 'mount point is busy (a process is using it); close it and retry');
   const lazy = fusermount(mnt, true);
   if (!lazy.ok) throw fileError(mnt, `unmount failed: ${lazy.err || r.err}`);
+}
+
+/** `uniso status`: the mounts this user's daemons serve, and their NFS exports. */
+export function statusCommand(json: boolean): void {
+  const dir = runDir();
+  const rows: (MountState & { alive: boolean; mounted: boolean })[] = [];
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
+    const st = readStateFile(path.join(dir, f));
+    if (!st) continue;
+    const isAlive = alive(st.pid);
+    if (st.nfs && st.nfs.status === 'running' && !(st.nfs.ganeshaPid && alive(st.nfs.ganeshaPid))) {
+      st.nfs.status = 'stopped: ganesha is not running';
+    }
+    rows.push({ ...st, alive: isAlive, mounted: !!mountAt(st.mountpoint) });
+  }
+  if (json) {
+    process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    return;
+  }
+  if (!rows.length) {
+    process.stdout.write('no uniso mounts\n');
+    return;
+  }
+  for (const r of rows) {
+    const state = r.alive && r.mounted ? 'mounted' : r.mounted ? 'STALE (daemon gone; uniso umount ' + r.mountpoint + ')' : 'not mounted';
+    process.stdout.write(`${r.mountpoint}: ${state}, ${r.image} (daemon ${r.pid})\n`);
+    if (r.nfs) process.stdout.write(`  nfs ${r.nfs.listen}${NFS_PATH}: ${r.nfs.status}\n`);
+  }
 }
