@@ -5,13 +5,15 @@ set -euo pipefail
 PACKAGES=(
   # FUSE: fuse-native links libfuse2; fusermount3 unmounts
   libfuse2 fuse3
-  # the native addon (decompressors for squashfs input)
-  build-essential python3 liblzma-dev libzstd-dev liblz4-dev liblzo2-dev libxxhash-dev
+  # the native addon (decompressors for squashfs input; libdeflate inflates pool blocks)
+  build-essential python3 liblzma-dev libzstd-dev liblz4-dev liblzo2-dev libxxhash-dev libdeflate-dev
   # image tools uniso runs (grub-mkimage and the BIOS modules for the disk images)
   xorriso attr grub-common grub-pc-bin
   # fixtures, the demo and the oracles the tests compare against
   isolinux syslinux-common squashfs-tools squashfs-tools-ng busybox-static e2fsprogs
   libarchive-tools libcap2-bin libxml2-utils python3-yaml jq qemu-utils qemu-system-x86 fdisk xz-utils
+  # uniso mount --nfs (NFS-Ganesha with its VFS backend, rpcbind) and the NFS/HTTP client oracles of the tests
+  nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils wget curl
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,7 +4,7 @@
       "target_name": "uniso_native",
       "sources": ["uniso_native.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
-      "libraries": ["-llzma", "-lzstd", "-llz4", "-llzo2"]
+      "libraries": ["-llzma", "-lzstd", "-llz4", "-llzo2", "-ldeflate"]
     }
   ]
 }

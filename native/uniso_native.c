@@ -10,7 +10,9 @@
  * not decode, or decodes to more than outSize bytes, is an error.
  * Also seekData() (SEEK_DATA / SEEK_HOLE), which Node's fs lacks, and
  * checkBlocks(), which reads a range of a file and checks the blocks in it
- * on the thread pool, so verifying pool blocks costs the event loop nothing.
+ * on the thread pool, so verifying pool blocks costs the event loop nothing,
+ * and inflateBlock(), which reads, checks and inflates one pool block on
+ * the thread pool (libdeflate), the read path of every inflating view.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -18,6 +20,7 @@
 #include <lz4.h>
 #include <lzo/lzo1x.h>
 #include <zstd.h>
+#include <libdeflate.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -326,6 +329,147 @@ static napi_value check_blocks(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * inflateBlock(fd, offset, csize, sxh, crc, raw, out, callback(err, status)):
+ * on the thread pool, pread the pool block's csize stored bytes at offset,
+ * check them against sxh (low 32 bits of their XXH3-64), inflate them
+ * (raw deflate ended by a sync flush; raw=true: stored uncompressed) into
+ * `out`, which must come out exactly full, and check its CRC-32 against
+ * crc. status: 0 good, 1 stored bytes mismatch, 2 does not inflate to
+ * out.length bytes, 3 CRC-32 mismatch. I/O errors and short reads are
+ * errors. `out` is kept alive until the callback.
+ */
+enum { BLOCK_OK = 0, BLOCK_STORED_BAD = 1, BLOCK_INFLATE_BAD = 2, BLOCK_CRC_BAD = 3 };
+
+typedef struct {
+  napi_async_work work;
+  napi_ref callback_ref;
+  napi_ref out_ref;
+  int fd;
+  int64_t offset;
+  uint32_t csize;
+  uint32_t sxh;
+  uint32_t crc;
+  int raw;
+  uint8_t *out;
+  size_t out_len;
+  int status;
+  int err;
+  int short_read;
+} inflate_job_t;
+
+static __thread uint8_t *inflate_in;
+static __thread size_t inflate_in_cap;
+static __thread struct libdeflate_decompressor *inflater;
+
+static int read_full(int fd, uint8_t *buf, size_t len, int64_t offset, int *err) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, buf + done, len - done, (off_t)(offset + (int64_t)done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return 0;
+    }
+    if (n == 0) return 0;
+    done += (size_t)n;
+  }
+  return 1;
+}
+
+static void run_inflate(napi_env env, void *data) {
+  (void)env;
+  inflate_job_t *j = (inflate_job_t *)data;
+  if (j->raw) {
+    if (j->csize != j->out_len) { j->status = BLOCK_INFLATE_BAD; return; }
+    if (!read_full(j->fd, j->out, j->out_len, j->offset, &j->err)) { j->short_read = !j->err; return; }
+    if ((uint32_t)(XXH3_64bits(j->out, j->out_len) & 0xffffffffu) != j->sxh) { j->status = BLOCK_STORED_BAD; return; }
+  } else {
+    /* room for the stored bytes and a final empty block, which ends the stream for libdeflate */
+    size_t need = (size_t)j->csize + 2;
+    if (inflate_in_cap < need) {
+      free(inflate_in);
+      inflate_in = malloc(need);
+      inflate_in_cap = inflate_in ? need : 0;
+      if (!inflate_in) { j->err = ENOMEM; return; }
+    }
+    if (!inflater && !(inflater = libdeflate_alloc_decompressor())) { j->err = ENOMEM; return; }
+    if (!read_full(j->fd, inflate_in, j->csize, j->offset, &j->err)) { j->short_read = !j->err; return; }
+    if ((uint32_t)(XXH3_64bits(inflate_in, j->csize) & 0xffffffffu) != j->sxh) { j->status = BLOCK_STORED_BAD; return; }
+    inflate_in[j->csize] = 0x03; /* BFINAL=1, fixed Huffman, end of block */
+    inflate_in[j->csize + 1] = 0x00;
+    if (libdeflate_deflate_decompress(inflater, inflate_in, need, j->out, j->out_len, NULL) != LIBDEFLATE_SUCCESS) {
+      j->status = BLOCK_INFLATE_BAD;
+      return;
+    }
+  }
+  j->status = libdeflate_crc32(0, j->out, j->out_len) == j->crc ? BLOCK_OK : BLOCK_CRC_BAD;
+}
+
+static void finish_inflate(napi_env env, napi_status status, void *data) {
+  inflate_job_t *j = (inflate_job_t *)data;
+  napi_value cb, global, args[2];
+  napi_get_reference_value(env, j->callback_ref, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok || j->err || j->short_read) {
+    napi_value msg;
+    const char *text = status != napi_ok ? "inflate cancelled" : j->short_read ? "short read" : strerror(j->err);
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &args[0]);
+    napi_get_undefined(env, &args[1]);
+  } else {
+    napi_get_null(env, &args[0]);
+    napi_create_int32(env, j->status, &args[1]);
+  }
+  napi_call_function(env, global, cb, 2, args, NULL);
+  napi_delete_reference(env, j->callback_ref);
+  napi_delete_reference(env, j->out_ref);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value inflate_block(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  int64_t offset;
+  uint32_t csize, sxh, crc;
+  bool raw, is_buf;
+  napi_valuetype cbt;
+  void *out;
+  size_t out_len;
+  if (argc < 8 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &offset) != napi_ok || offset < 0 ||
+      napi_get_value_uint32(env, argv[2], &csize) != napi_ok || csize > (64u << 20) ||
+      napi_get_value_uint32(env, argv[3], &sxh) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &crc) != napi_ok ||
+      napi_get_value_bool(env, argv[5], &raw) != napi_ok ||
+      napi_is_buffer(env, argv[6], &is_buf) != napi_ok || !is_buf ||
+      napi_get_buffer_info(env, argv[6], &out, &out_len) != napi_ok ||
+      napi_typeof(env, argv[7], &cbt) != napi_ok || cbt != napi_function) {
+    napi_throw_type_error(env, NULL, "inflateBlock(fd, offset, csize, sxh, crc, raw, out, callback): bad arguments");
+    return NULL;
+  }
+  inflate_job_t *j = calloc(1, sizeof *j);
+  if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  j->fd = fd;
+  j->offset = offset;
+  j->csize = csize;
+  j->sxh = sxh;
+  j->crc = crc;
+  j->raw = raw;
+  j->out = out;
+  j->out_len = out_len;
+  napi_create_reference(env, argv[6], 1, &j->out_ref);
+  napi_create_reference(env, argv[7], 1, &j->callback_ref);
+  napi_value name;
+  napi_create_string_utf8(env, "uniso:inflateBlock", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, run_inflate, finish_inflate, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "decompress", NAPI_AUTO_LENGTH, decompress, NULL, &fn);
@@ -334,6 +478,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "seekData", fn);
   napi_create_function(env, "checkBlocks", NAPI_AUTO_LENGTH, check_blocks, NULL, &fn);
   napi_set_named_property(env, exports, "checkBlocks", fn);
+  napi_create_function(env, "inflateBlock", NAPI_AUTO_LENGTH, inflate_block, NULL, &fn);
+  napi_set_named_property(env, exports, "inflateBlock", fn);
   return exports;
 }
 

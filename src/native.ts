@@ -1,6 +1,6 @@
 // Loader for uniso's native addon (native/uniso_native.c): squashfs
 // decompressors that Node's zlib lacks, SEEK_DATA/SEEK_HOLE, and checking
-// pool blocks on the thread pool.
+// pool blocks and inflating them (libdeflate) on the thread pool.
 
 import * as path from 'node:path';
 
@@ -9,6 +9,9 @@ export interface NativeAddon {
   seekData(fd: number, offset: number, hole: boolean): number;
   checkBlocks(fd: number, offset: number, length: number, starts: Float64Array, sizes: Uint32Array, expected: Uint32Array,
     cb: (err: Error | null, ok?: Uint8Array) => void): void;
+  /** Read, check and inflate one pool block into `out` (status: 0 good, 1 stored mismatch, 2 does not inflate, 3 CRC mismatch). */
+  inflateBlock(fd: number, offset: number, csize: number, sxh: number, crc: number, raw: boolean, out: Buffer,
+    cb: (err: Error | null, status?: number) => void): void;
 }
 
 let addon: NativeAddon | undefined;

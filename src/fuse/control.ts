@@ -151,6 +151,11 @@ export async function mountCommand(image: string, mntArg: string, opts: MountOpt
     opts.allowOther = true;
     const { host, port } = parseListen(opts.nfs, '--nfs');
     checkNfsTools();
+    const other = runningNfsExport();
+    if (other) {
+      // ganesha registers NFSv3 with the one rpcbind: a second server would take it over from the first
+      throw new UserError(`--nfs: ${other.mountpoint} is already exported over NFS (${other.nfs!.listen}); one NFS export per host: unmount it first`);
+    }
     await checkPortFree(host, port);
   }
   if (!opts.foreground) return detach(image, mnt, opts);
@@ -304,6 +309,16 @@ export async function umountCommand(mntArg: string): Promise<void> {
   if (/busy/i.test(r.err)) throw fileError(mnt, 'mount point is busy (a process is using it); close it and retry');
   const lazy = fusermount(mnt, true);
   if (!lazy.ok) throw fileError(mnt, `unmount failed: ${lazy.err || r.err}`);
+}
+
+/** The state of a live mount of this user whose NFS export is running, if any. */
+function runningNfsExport(): MountState | undefined {
+  const dir = runDir();
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.json'))) {
+    const st = readStateFile(path.join(dir, f));
+    if (st?.nfs && st.nfs.status === 'running' && alive(st.pid) && st.nfs.ganeshaPid && alive(st.nfs.ganeshaPid)) return st;
+  }
+  return undefined;
 }
 
 /** `uniso status`: the mounts this user's daemons serve, and their NFS exports. */

@@ -13,7 +13,11 @@ import { ByteSource } from '../io/source';
 
 // fuse-native forwards only a fixed list of libfuse options; more are passed
 // by appending them to the fsname value (its options are joined with ",").
-const EXTRA_LIBFUSE_OPTIONS = ['ro', 'use_ino', 'max_readahead=1048576'];
+// noforget: libfuse keeps every node it has looked up even after the kernel
+// evicts the inode, so file handles held by an NFS server (ganesha, or
+// kernel nfsd) still resolve after memory pressure; our namespace is fixed
+// and bounded, so this costs little.
+const EXTRA_LIBFUSE_OPTIONS = ['ro', 'use_ino', 'noforget', 'max_readahead=1048576'];
 const O_ACCMODE = 3;
 const ST_RDONLY = 1;
 const CACHE_TIMEOUT_S = 3600;

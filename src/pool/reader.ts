@@ -1,8 +1,10 @@
 // Pool reader. Spliced (deflate) segments are read straight from the pool
 // file into the caller's buffer, contiguous pool bytes in one scatter read.
 // Inflated blocks come from an LRU (lru-cache, capped in retained bytes)
-// with in-flight de-duplication; inflation runs on the libuv thread pool, so
-// concurrent readers use both cores.
+// with in-flight de-duplication; inflation runs on the libuv thread pool
+// (the native addon's libdeflate: read, check and inflate in one job;
+// node's zlib when the addon is missing), so concurrent readers use both
+// cores.
 //
 // Nothing unverified is ever returned: every block's stored bytes are
 // checked (XXH3, from the catalog) before they are first served, a 1 MiB
@@ -15,7 +17,7 @@ import * as zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import { crc32 } from '../checksum/crc32';
 import { ByteSource } from '../io/source';
-import { nativeIfBuilt } from '../native';
+import { NativeAddon, nativeIfBuilt } from '../native';
 import { BlockInfo, CHECK_REGION, FLAG_RAW, STORED_MAX, storedCheck, wrapStored } from './format';
 
 /** Regions checked ahead of a reader moving forward through the pool. */
@@ -97,6 +99,7 @@ function compact(b: Buffer): Buffer {
 export interface BlockStoreOptions {
   cacheBytes?: number;
   name?: string; // for error messages (the pool file)
+  nativeInflate?: boolean; // false: inflate with node's zlib (tests compare both paths)
 }
 
 export class BlockStore {
@@ -108,9 +111,12 @@ export class BlockStore {
   private readonly regionPending = new Map<number, Promise<void>>();
   private readonly inflatedOk: Uint8Array;
   readonly name: string;
+  /** the addon's inflateBlock, when built and the source is a plain file */
+  private readonly nativeInflate: NativeAddon | undefined;
 
   constructor(readonly source: ByteSource, readonly table: BlockTable, opts: BlockStoreOptions = {}) {
     this.name = opts.name ?? 'pool';
+    this.nativeInflate = source.locate && opts.nativeInflate !== false ? nativeIfBuilt() : undefined;
     this.cache = new LRUCache<number, Buffer>({
       maxSize: Math.max(1 << 20, opts.cacheBytes ?? 64 << 20),
       sizeCalculation: retained,
@@ -266,7 +272,10 @@ export class BlockStore {
   inflated(id: number): Promise<Buffer> {
     this.check(id);
     const t = this.table;
-    if (t.flags[id - 1] & FLAG_RAW) return this.stored(id).then((b) => this.verifyInflated(id, b));
+    const raw = (t.flags[id - 1] & FLAG_RAW) !== 0;
+    const where = this.nativeInflate ? this.source.locate?.(t.offset[id - 1], t.csize[id - 1]) : undefined;
+    if (where) return this.cached(id * 2 + 1, () => this.inflateNative(id, where.fd, where.pos, raw));
+    if (raw) return this.stored(id).then((b) => this.verifyInflated(id, b));
     return this.cached(id * 2 + 1, async () => {
       const comp = await this.loadStored(id);
       let out: Buffer;
@@ -276,6 +285,34 @@ export class BlockStore {
         throw new BlockCorruptError(`${this.name}: block ${id} does not inflate (${(e as Error).message})`);
       }
       return this.verifyInflated(id, compact(out));
+    });
+  }
+
+  /**
+   * Read, check and inflate a block in one job on the thread pool (the
+   * native addon, libdeflate): the stored bytes are checked against their
+   * XXH3 and the result against its CRC-32 on the way.
+   */
+  private inflateNative(id: number, fd: number, pos: number, raw: boolean): Promise<Buffer> {
+    const t = this.table;
+    const i = id - 1;
+    if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
+    const out = Buffer.allocUnsafeSlow(t.usize[i]);
+    return new Promise((resolve, reject) => {
+      this.nativeInflate!.inflateBlock(fd, pos, t.csize[i], t.sxh[i], t.crc32[i], raw, out, (err, status) => {
+        if (err) {
+          reject(new BlockCorruptError(`${this.name}: block ${id} is unreadable (${err.message}; pool truncated?)`));
+        } else if (status === 0) {
+          this.storedState[id] = 1;
+          this.inflatedOk[id] = 1;
+          resolve(out);
+        } else if (status === 1) {
+          this.storedState[id] = 2;
+          reject(this.corrupt(id));
+        } else {
+          reject(new BlockCorruptError(`${this.name}: block ${id} is corrupt (${status === 2 ? 'does not inflate to its size' : 'checksum mismatch after inflate'})`));
+        }
+      });
     });
   }
 

@@ -41,9 +41,15 @@ export class RecipeReader implements ByteSource {
     if (offset >= r.size || buf.length === 0) return 0;
     const end = Math.min(r.size, offset + buf.length);
     if (this.readahead > 0) {
-      if (offset === this.lastEnd) this.prefetch(end, end + this.readahead);
-      else this.prefetchedTo = end;
-      this.lastEnd = end;
+      // sequential: the kernel keeps several reads in flight and they may
+      // arrive out of order, so "near where the reads so far ended" counts
+      if (Math.abs(offset - this.lastEnd) <= this.readahead) {
+        this.lastEnd = Math.max(this.lastEnd, end);
+        this.prefetch(this.lastEnd, this.lastEnd + this.readahead);
+      } else {
+        this.lastEnd = end;
+        this.prefetchedTo = end;
+      }
     }
     const waits: Promise<void>[] = [];
     const splices = new SpliceList();

@@ -37,6 +37,9 @@ export class HttpServer {
   private readonly ns: Namespace;
   private readonly sockets = new Set<import('node:net').Socket>();
 
+  /** when the server started: the latest Last-Modified it sends */
+  private readonly startedMs = Date.now();
+
   constructor(private readonly img: OpenImage, private readonly opts: HttpOptions) {
     this.ns = new Namespace(img.catalog, img.blocks);
     this.server = http.createServer((req, res) => {
@@ -129,7 +132,10 @@ export class HttpServer {
     const attr = this.ns.attr(node);
     const size = src.size;
     const etag = this.etag(node);
-    const lastModified = new Date(Math.max(0, attr.mtimeMs)).toUTCString();
+    // never later than the response's Date (RFC 9110 8.8.2.1): an image may hold future
+    // mtimes, which are capped at the server's start (stable, so validators keep matching)
+    const modifiedMs = Math.floor(Math.max(0, Math.min(attr.mtimeMs, this.startedMs)) / 1000) * 1000;
+    const lastModified = new Date(modifiedMs).toUTCString();
     const headers: http.OutgoingHttpHeaders = {
       'Accept-Ranges': 'bytes',
       'Last-Modified': lastModified,
@@ -144,7 +150,7 @@ export class HttpServer {
       return;
     }
     const ims = req.headers['if-modified-since'];
-    if (!inm && ims && Date.parse(ims) >= Math.floor(attr.mtimeMs / 1000) * 1000) {
+    if (!inm && ims && Date.parse(ims) >= modifiedMs) {
       res.writeHead(304, headers);
       res.end();
       return;
@@ -152,7 +158,7 @@ export class HttpServer {
     let ranges = parseRange(req.headers.range, size);
     const ifRange = req.headers['if-range'] === undefined ? undefined : String(req.headers['if-range']);
     if (ranges && ifRange) {
-      const ok = ifRange.startsWith('"') ? ifRange === etag : Date.parse(ifRange) >= Math.floor(attr.mtimeMs / 1000) * 1000;
+      const ok = ifRange.startsWith('"') ? ifRange === etag : Date.parse(ifRange) >= modifiedMs;
       if (!ok) ranges = undefined;
     }
     if (ranges === 'unsatisfiable') {
@@ -232,8 +238,10 @@ export class HttpServer {
     const entries = this.ns.readdir(node).map(([name, child]) => {
       const a = this.ns.attr(child);
       const dir = this.ns.isDir(child);
+      const type = dir ? 'directory' : (a.mode & 0o170000) === 0o100000 ? 'file' : (a.mode & 0o170000) === 0o120000 ? 'symlink' : 'special';
       return {
         name: dir ? `${name}/` : name,
+        type,
         path: `${p}${name}${dir ? '/' : ''}`,
         size: dir ? null : a.size,
         sha256: child.kind === 'view' ? child.view.sha256 : null,
@@ -247,7 +255,9 @@ export class HttpServer {
       body = Buffer.from(JSON.stringify({ name: this.img.manifest.name, path: p, entries }, null, 2) + '\n');
       type = 'application/json';
     } else {
-      const rows = entries.map((e) => `<tr><td><a href="${htmlEscape(encodeURI(e.path))}">${htmlEscape(e.name)}</a></td>`
+      // symlinks and special files have no bytes to serve: listed, not linked
+      const rows = entries.map((e) => `<tr><td>${e.type === 'file' || e.type === 'directory'
+        ? `<a href="${htmlEscape(e.path.split('/').map(encodeURIComponent).join('/'))}">${htmlEscape(e.name)}</a>` : `${htmlEscape(e.name)} (${e.type})`}</td>`
         + `<td align="right">${e.size === null ? '' : htmlEscape(fmtBytes(e.size))}</td>`
         + `<td><code>${e.sha256 ? e.sha256 : ''}</code></td></tr>`);
       body = Buffer.from([

@@ -2,7 +2,7 @@
 // dedup, zero blocks, raw (incompressible) blocks, deflate segments,
 // serialization, random reads, and corruption detection.
 
-import t from 'tap';
+import t, { Test } from 'tap';
 import { pseudoRandom } from '../lib/fixture';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -66,7 +66,13 @@ t.test('recipe reader returns the right bytes at any offset', async (t) => {
   await pool.finish();
   const src = FileSource.open(poolPath);
   t.teardown(() => src.close());
-  const store = new BlockStore(src, blockTableFrom(pool.blocks, src.size), { cacheBytes: 1 << 20 });
+  for (const nativeInflate of [true, false]) {
+    await t.test(nativeInflate ? 'native inflate (libdeflate)' : 'node zlib inflate', (t) => readsRight(t, c, data, src, pool, nativeInflate));
+  }
+});
+
+async function readsRight(t: Test, c: { blocks: number[]; size: number }, data: Buffer, src: FileSource, pool: PoolWriter, nativeInflate: boolean): Promise<void> {
+  const store = new BlockStore(src, blockTableFrom(pool.blocks, src.size), { cacheBytes: 1 << 20, nativeInflate });
   const lit = Buffer.from('<<literal>>');
   const rb = new RecipeBuilder();
   rb.literal(lit);
@@ -109,7 +115,7 @@ t.test('recipe reader returns the right bytes at any offset', async (t) => {
     if (blk.some((x) => x !== 0)) nonZero.push(blk);
   }
   t.ok(inflated.equals(Buffer.concat(nonZero)), 'spliced deflate segments inflate to the non-zero blocks');
-});
+}
 
 t.test('a corrupt pool block is an error, never wrong bytes', async (t) => {
   const poolPath = path.join(dir, 'pool3');
@@ -140,6 +146,21 @@ t.test('a corrupt pool block is an error, never wrong bytes', async (t) => {
   await t.rejects(jsStore.readDeflatedInto(list, out), BlockCorruptError, 'JS check: direct spliced read rejects');
   await t.resolves(jsStore.inflated(2), 'JS check: other blocks still read');
   await t.rejects(store.checkBlock(1), /block 1 is corrupt/, 'checkBlock names the block');
+  await t.rejects(jsStore.inflated(1), BlockCorruptError, 'JS inflate: corrupt block rejects');
+  // the catalog's word on the inflated bytes is checked too (size, CRC-32), on both inflate paths
+  for (const nativeInflate of [true, false]) {
+    const how = nativeInflate ? 'native' : 'zlib';
+    const badCrc = blockTableFrom(pool.blocks, src.size);
+    badCrc.crc32[1] ^= 1;
+    await t.rejects(new BlockStore(src, badCrc, { nativeInflate }).inflated(2), /block 2 is corrupt/, `${how}: CRC-32 mismatch rejects`);
+    const badSize = blockTableFrom(pool.blocks, src.size);
+    badSize.usize[1] -= 1;
+    await t.rejects(new BlockStore(src, badSize, { nativeInflate }).inflated(2), /block 2 is corrupt/, `${how}: wrong size rejects`);
+  }
+  // a truncated pool: the blocks past the end are errors, not short data
+  const short = { size: 150, pread: (b: Buffer, o: number) => src.pread(b.subarray(0, Math.max(0, Math.min(b.length, 150 - o))), o),
+    locate: (o: number, n: number) => (o + n <= 150 ? src.locate(o, n) : undefined) };
+  await t.rejects(new BlockStore(short, blockTableFrom(pool.blocks, src.size)).inflated(2), BlockCorruptError, 'truncated pool rejects');
 });
 
 t.test('recipe deserialization rejects damage', async (t) => {
