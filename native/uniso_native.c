@@ -11,8 +11,8 @@
  * Also seekData() (SEEK_DATA / SEEK_HOLE), which Node's fs lacks, and
  * checkBlocks(), which reads a range of a file and checks the blocks in it
  * on the thread pool, so verifying pool blocks costs the event loop nothing,
- * and inflateBlock(), which reads, checks and inflates one pool block on
- * the thread pool (libdeflate), the read path of every inflating view.
+ * and inflateBlocks(), which reads, checks and inflates pool blocks on the
+ * thread pool (libdeflate), the read path of every inflating view.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -330,38 +330,40 @@ static napi_value check_blocks(napi_env env, napi_callback_info info) {
 }
 
 /*
- * inflateBlock(fd, offset, csize, sxh, crc, raw, out, callback(err, status)):
- * on the thread pool, pread the pool block's csize stored bytes at offset,
- * check them against sxh (low 32 bits of their XXH3-64), inflate them
- * (raw deflate ended by a sync flush; raw=true: stored uncompressed) into
- * `out`, which must come out exactly full, and check its CRC-32 against
- * crc. status: 0 good, 1 stored bytes mismatch, 2 does not inflate to
- * out.length bytes, 3 CRC-32 mismatch. I/O errors and short reads are
- * errors. `out` is kept alive until the callback.
+ * inflateBlocks(fd, pos, meta, outs, callback(err, status)): on the thread
+ * pool, for each pool block k: pread its meta[4k] stored bytes at pos[k]
+ * (Float64Array), check them against meta[4k+1] (low 32 bits of their
+ * XXH3-64), inflate them (raw deflate ended by a sync flush; meta[4k+3]=1:
+ * stored uncompressed) into the Buffer outs[k], which must come out
+ * exactly full, and check its CRC-32 against meta[4k+2]. One job for
+ * several blocks keeps thread hand-offs and completions few. status is a
+ * Uint8Array: 0 good, 1 stored bytes mismatch, 2 does not inflate to
+ * outs[k].length bytes, 3 CRC-32 mismatch, 4 short read (pool truncated).
+ * An I/O error fails the whole call. The outs are kept alive until the
+ * callback.
  */
-enum { BLOCK_OK = 0, BLOCK_STORED_BAD = 1, BLOCK_INFLATE_BAD = 2, BLOCK_CRC_BAD = 3 };
+enum { BLOCK_OK = 0, BLOCK_STORED_BAD = 1, BLOCK_INFLATE_BAD = 2, BLOCK_CRC_BAD = 3, BLOCK_SHORT = 4 };
+#define INFLATE_MAX_BLOCKS 64
 
 typedef struct {
   napi_async_work work;
   napi_ref callback_ref;
-  napi_ref out_ref;
+  napi_ref outs_ref;
   int fd;
-  int64_t offset;
-  uint32_t csize;
-  uint32_t sxh;
-  uint32_t crc;
-  int raw;
-  uint8_t *out;
-  size_t out_len;
-  int status;
+  size_t count;
+  double pos[INFLATE_MAX_BLOCKS];
+  uint32_t meta[4 * INFLATE_MAX_BLOCKS];
+  uint8_t *out[INFLATE_MAX_BLOCKS];
+  size_t out_len[INFLATE_MAX_BLOCKS];
+  uint8_t status[INFLATE_MAX_BLOCKS];
   int err;
-  int short_read;
 } inflate_job_t;
 
 static __thread uint8_t *inflate_in;
 static __thread size_t inflate_in_cap;
 static __thread struct libdeflate_decompressor *inflater;
 
+/* 1 when all len bytes were read, 0 at end of file (short), -1 on error (errno in *err) */
 static int read_full(int fd, uint8_t *buf, size_t len, int64_t offset, int *err) {
   size_t done = 0;
   while (done < len) {
@@ -369,7 +371,7 @@ static int read_full(int fd, uint8_t *buf, size_t len, int64_t offset, int *err)
     if (n < 0) {
       if (errno == EINTR) continue;
       *err = errno;
-      return 0;
+      return -1;
     }
     if (n == 0) return 0;
     done += (size_t)n;
@@ -377,33 +379,43 @@ static int read_full(int fd, uint8_t *buf, size_t len, int64_t offset, int *err)
   return 1;
 }
 
-static void run_inflate(napi_env env, void *data) {
-  (void)env;
-  inflate_job_t *j = (inflate_job_t *)data;
-  if (j->raw) {
-    if (j->csize != j->out_len) { j->status = BLOCK_INFLATE_BAD; return; }
-    if (!read_full(j->fd, j->out, j->out_len, j->offset, &j->err)) { j->short_read = !j->err; return; }
-    if ((uint32_t)(XXH3_64bits(j->out, j->out_len) & 0xffffffffu) != j->sxh) { j->status = BLOCK_STORED_BAD; return; }
+static int inflate_one(inflate_job_t *j, size_t k) {
+  uint32_t csize = j->meta[4 * k], sxh = j->meta[4 * k + 1], crc = j->meta[4 * k + 2], raw = j->meta[4 * k + 3];
+  int64_t offset = (int64_t)j->pos[k];
+  uint8_t *out = j->out[k];
+  size_t out_len = j->out_len[k];
+  int r;
+  if (raw) {
+    if (csize != out_len) return BLOCK_INFLATE_BAD;
+    if ((r = read_full(j->fd, out, out_len, offset, &j->err)) <= 0) return r < 0 ? -1 : BLOCK_SHORT;
+    if ((uint32_t)(XXH3_64bits(out, out_len) & 0xffffffffu) != sxh) return BLOCK_STORED_BAD;
   } else {
     /* room for the stored bytes and a final empty block, which ends the stream for libdeflate */
-    size_t need = (size_t)j->csize + 2;
+    size_t need = (size_t)csize + 2;
     if (inflate_in_cap < need) {
       free(inflate_in);
       inflate_in = malloc(need);
       inflate_in_cap = inflate_in ? need : 0;
-      if (!inflate_in) { j->err = ENOMEM; return; }
+      if (!inflate_in) { j->err = ENOMEM; return -1; }
     }
-    if (!inflater && !(inflater = libdeflate_alloc_decompressor())) { j->err = ENOMEM; return; }
-    if (!read_full(j->fd, inflate_in, j->csize, j->offset, &j->err)) { j->short_read = !j->err; return; }
-    if ((uint32_t)(XXH3_64bits(inflate_in, j->csize) & 0xffffffffu) != j->sxh) { j->status = BLOCK_STORED_BAD; return; }
-    inflate_in[j->csize] = 0x03; /* BFINAL=1, fixed Huffman, end of block */
-    inflate_in[j->csize + 1] = 0x00;
-    if (libdeflate_deflate_decompress(inflater, inflate_in, need, j->out, j->out_len, NULL) != LIBDEFLATE_SUCCESS) {
-      j->status = BLOCK_INFLATE_BAD;
-      return;
-    }
+    if (!inflater && !(inflater = libdeflate_alloc_decompressor())) { j->err = ENOMEM; return -1; }
+    if ((r = read_full(j->fd, inflate_in, csize, offset, &j->err)) <= 0) return r < 0 ? -1 : BLOCK_SHORT;
+    if ((uint32_t)(XXH3_64bits(inflate_in, csize) & 0xffffffffu) != sxh) return BLOCK_STORED_BAD;
+    inflate_in[csize] = 0x03; /* BFINAL=1, fixed Huffman, end of block */
+    inflate_in[csize + 1] = 0x00;
+    if (libdeflate_deflate_decompress(inflater, inflate_in, need, out, out_len, NULL) != LIBDEFLATE_SUCCESS) return BLOCK_INFLATE_BAD;
   }
-  j->status = libdeflate_crc32(0, j->out, j->out_len) == j->crc ? BLOCK_OK : BLOCK_CRC_BAD;
+  return libdeflate_crc32(0, out, out_len) == crc ? BLOCK_OK : BLOCK_CRC_BAD;
+}
+
+static void run_inflate(napi_env env, void *data) {
+  (void)env;
+  inflate_job_t *j = (inflate_job_t *)data;
+  for (size_t k = 0; k < j->count; k++) {
+    int st = inflate_one(j, k);
+    if (st < 0) return;
+    j->status[k] = (uint8_t)st;
+  }
 }
 
 static void finish_inflate(napi_env env, napi_status status, void *data) {
@@ -411,60 +423,72 @@ static void finish_inflate(napi_env env, napi_status status, void *data) {
   napi_value cb, global, args[2];
   napi_get_reference_value(env, j->callback_ref, &cb);
   napi_get_global(env, &global);
-  if (status != napi_ok || j->err || j->short_read) {
+  if (status != napi_ok || j->err) {
     napi_value msg;
-    const char *text = status != napi_ok ? "inflate cancelled" : j->short_read ? "short read" : strerror(j->err);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, status != napi_ok ? "inflate cancelled" : strerror(j->err), NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &args[0]);
     napi_get_undefined(env, &args[1]);
   } else {
+    napi_value ab;
+    void *st;
     napi_get_null(env, &args[0]);
-    napi_create_int32(env, j->status, &args[1]);
+    napi_create_arraybuffer(env, j->count, &st, &ab);
+    memcpy(st, j->status, j->count);
+    napi_create_typedarray(env, napi_uint8_array, j->count, ab, 0, &args[1]);
   }
   napi_call_function(env, global, cb, 2, args, NULL);
   napi_delete_reference(env, j->callback_ref);
-  napi_delete_reference(env, j->out_ref);
+  napi_delete_reference(env, j->outs_ref);
   napi_delete_async_work(env, j->work);
   free(j);
 }
 
-static napi_value inflate_block(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+static napi_value inflate_blocks(napi_env env, napi_callback_info info) {
+  static const char *usage = "inflateBlocks(fd, pos: Float64Array, meta: Uint32Array, outs: Buffer[], callback): bad arguments";
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  int64_t offset;
-  uint32_t csize, sxh, crc;
-  bool raw, is_buf;
+  bool is;
+  napi_typedarray_type type;
+  size_t npos, nmeta;
+  void *pos, *meta;
+  uint32_t nouts;
   napi_valuetype cbt;
-  void *out;
-  size_t out_len;
-  if (argc < 8 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_int64(env, argv[1], &offset) != napi_ok || offset < 0 ||
-      napi_get_value_uint32(env, argv[2], &csize) != napi_ok || csize > (64u << 20) ||
-      napi_get_value_uint32(env, argv[3], &sxh) != napi_ok ||
-      napi_get_value_uint32(env, argv[4], &crc) != napi_ok ||
-      napi_get_value_bool(env, argv[5], &raw) != napi_ok ||
-      napi_is_buffer(env, argv[6], &is_buf) != napi_ok || !is_buf ||
-      napi_get_buffer_info(env, argv[6], &out, &out_len) != napi_ok ||
-      napi_typeof(env, argv[7], &cbt) != napi_ok || cbt != napi_function) {
-    napi_throw_type_error(env, NULL, "inflateBlock(fd, offset, csize, sxh, crc, raw, out, callback): bad arguments");
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_is_typedarray(env, argv[1], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[1], &type, &npos, &pos, NULL, NULL) != napi_ok || type != napi_float64_array ||
+      napi_is_typedarray(env, argv[2], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[2], &type, &nmeta, &meta, NULL, NULL) != napi_ok || type != napi_uint32_array ||
+      napi_is_array(env, argv[3], &is) != napi_ok || !is || napi_get_array_length(env, argv[3], &nouts) != napi_ok ||
+      npos == 0 || npos > INFLATE_MAX_BLOCKS || nmeta != 4 * npos || nouts != npos ||
+      napi_typeof(env, argv[4], &cbt) != napi_ok || cbt != napi_function) {
+    napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
   inflate_job_t *j = calloc(1, sizeof *j);
   if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
   j->fd = fd;
-  j->offset = offset;
-  j->csize = csize;
-  j->sxh = sxh;
-  j->crc = crc;
-  j->raw = raw;
-  j->out = out;
-  j->out_len = out_len;
-  napi_create_reference(env, argv[6], 1, &j->out_ref);
-  napi_create_reference(env, argv[7], 1, &j->callback_ref);
+  j->count = npos;
+  memcpy(j->pos, pos, npos * sizeof(double));
+  memcpy(j->meta, meta, nmeta * sizeof(uint32_t));
+  for (size_t k = 0; k < npos; k++) {
+    napi_value b;
+    void *data;
+    bool is_buf;
+    if (j->pos[k] < 0 || j->meta[4 * k] > (64u << 20) ||
+        napi_get_element(env, argv[3], (uint32_t)k, &b) != napi_ok || napi_is_buffer(env, b, &is_buf) != napi_ok || !is_buf ||
+        napi_get_buffer_info(env, b, &data, &j->out_len[k]) != napi_ok) {
+      free(j);
+      napi_throw_type_error(env, NULL, usage);
+      return NULL;
+    }
+    j->out[k] = data;
+  }
+  napi_create_reference(env, argv[3], 1, &j->outs_ref);
+  napi_create_reference(env, argv[4], 1, &j->callback_ref);
   napi_value name;
-  napi_create_string_utf8(env, "uniso:inflateBlock", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, "uniso:inflateBlocks", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, run_inflate, finish_inflate, j, &j->work);
   napi_queue_async_work(env, j->work);
   return NULL;
@@ -478,8 +502,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "seekData", fn);
   napi_create_function(env, "checkBlocks", NAPI_AUTO_LENGTH, check_blocks, NULL, &fn);
   napi_set_named_property(env, exports, "checkBlocks", fn);
-  napi_create_function(env, "inflateBlock", NAPI_AUTO_LENGTH, inflate_block, NULL, &fn);
-  napi_set_named_property(env, exports, "inflateBlock", fn);
+  napi_create_function(env, "inflateBlocks", NAPI_AUTO_LENGTH, inflate_blocks, NULL, &fn);
+  napi_set_named_property(env, exports, "inflateBlocks", fn);
   return exports;
 }
 

@@ -24,7 +24,7 @@ import { writeUniversalIso } from './iso/writer';
 import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME } from './image/layout';
 import { HashPool } from './util/hash-recipe';
 import { Progress } from './util/progress';
-import { checkOutputDir, commitOutput, removeQuietly, tempNameFor } from './util/atomic';
+import { checkOutputDir, commitOutput, isSpecialOutput, removeQuietly, tempNameFor } from './util/atomic';
 import { fileError, UserError } from './util/errors';
 
 export interface BuildOptions {
@@ -78,6 +78,7 @@ export function parseFormats(v: string | undefined): string[] | undefined {
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const output = path.resolve(opts.output);
   checkOutputDir(output);
+  if (isSpecialOutput(output)) throw fileError(output, 'is not a regular file (the universal ISO is written to a file)');
   if (!fs.existsSync(opts.input)) throw fileError(opts.input, 'no such file or directory');
   for (const [fam, p] of [...opts.variants, ...opts.overlays]) {
     if (!fs.existsSync(p)) throw fileError(p, `no such file or directory (given for family ${fam})`);

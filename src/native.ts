@@ -9,9 +9,14 @@ export interface NativeAddon {
   seekData(fd: number, offset: number, hole: boolean): number;
   checkBlocks(fd: number, offset: number, length: number, starts: Float64Array, sizes: Uint32Array, expected: Uint32Array,
     cb: (err: Error | null, ok?: Uint8Array) => void): void;
-  /** Read, check and inflate one pool block into `out` (status: 0 good, 1 stored mismatch, 2 does not inflate, 3 CRC mismatch). */
-  inflateBlock(fd: number, offset: number, csize: number, sxh: number, crc: number, raw: boolean, out: Buffer,
-    cb: (err: Error | null, status?: number) => void): void;
+  /**
+   * Read, check and inflate pool blocks into `outs` on the thread pool, one
+   * job (pos[k]: pool offset; meta[4k..4k+3]: stored size, stored XXH3 low
+   * 32 bits, CRC-32, 1 if stored raw). status[k]: 0 good, 1 stored bytes
+   * mismatch, 2 does not inflate to its size, 3 CRC-32 mismatch, 4 short read.
+   */
+  inflateBlocks(fd: number, pos: Float64Array, meta: Uint32Array, outs: Buffer[],
+    cb: (err: Error | null, status?: Uint8Array) => void): void;
 }
 
 let addon: NativeAddon | undefined;

@@ -13,8 +13,9 @@ import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
 import Database from 'better-sqlite3';
 import {
-  buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, RunResult, tempDir, uniso, readAt,
+  buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, runAsync, RunResult, tempDir, uniso, readAt, UNISO,
 } from './lib/fixture';
+import { execFileSync, spawn } from 'node:child_process';
 
 const fx = fixture();
 const work = tempDir(t, 'uniso-bad-');
@@ -209,6 +210,30 @@ t.test('output path is an existing directory (build and extract)', async (t) => 
   oneLineError(t, e, target, /directory/, 'extract -o DIR');
   onlyHolds(t, parent, ['a-directory'], 'extract -o DIR');
   t.same(fs.readdirSync(target), [], 'the directory is still untouched');
+});
+
+t.test('output is a FIFO or device: written in place, never replaced by a file', async (t) => {
+  const parent = outDir();
+  const fifo = path.join(parent, 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  // a reader on the FIFO, started before the writer opens it
+  const reader = spawn('sh', ['-c', `sha256sum < '${fifo}'`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let sum = '';
+  reader.stdout.on('data', (d: Buffer) => { sum += d.toString(); });
+  const done = new Promise<number>((r) => reader.on('exit', (c) => r(c ?? 1)));
+  const e = await runAsync(process.execPath, [UNISO, 'extract', good, 'README.txt', '-o', fifo]);
+  t.equal(e.code, 0, `extract -o FIFO exits 0 ${e.stderr}`);
+  t.equal(await done, 0, 'the reader finished');
+  const plain = path.join(work, 'README.plain');
+  mustUniso(['extract', good, 'README.txt', '-o', plain]);
+  const want = crypto.createHash('sha256').update(fs.readFileSync(plain)).digest('hex');
+  t.equal(sum.split(' ')[0], want, 'the reader got the bytes of README.txt');
+  t.ok(fs.statSync(fifo).isFIFO(), 'the FIFO is still a FIFO');
+  onlyHolds(t, parent, ['pipe'], 'extract -o FIFO');
+  const b = uniso(['build', fx.iso, '-o', fifo, '-q']);
+  oneLineError(t, b, fifo, /not a regular file/, 'build -o FIFO');
+  t.ok(fs.statSync(fifo).isFIFO(), 'build left the FIFO a FIFO');
+  onlyHolds(t, parent, ['pipe'], 'build -o FIFO');
 });
 
 t.test('input missing', async (t) => {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import {
   buildUniversal, fixture, isMounted, listViews, mount, mountOn, mountState, must, mustUniso, processAlive, run,
-  runAsync, tempDir, uniso, waitUntil, FIXTURE_NAME, FIXTURE_TEMPLATE,
+  readAt, runAsync, tempDir, uniso, waitUntil, FIXTURE_NAME, FIXTURE_TEMPLATE,
 } from './lib/fixture';
 import { compareTrees } from './lib/treecmp';
 
@@ -166,6 +166,31 @@ t.test('two readers at once both get the right bytes', async (t) => {
   t.ok(x.out.equals(bytesOf(big[0])), `${big[0]} while others are read`);
   t.ok(y.out.equals(bytesOf(big[1])), `${big[1]} while others are read`);
   t.ok(z.out.equals(fs.readFileSync(path.join(fx.tree, 'usr/lib/random-1m.bin'))), 'rootfs file while views are read');
+});
+
+t.test('readers killed mid-read leave the daemon serving the right bytes', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const pid = mountState(mnt)?.pid;
+  t.ok(pid && processAlive(pid), 'the daemon runs');
+  // the largest views (inflating and spliced) and the 9 GiB sparse rootfs file, each reader killed while it reads
+  const victims = [...[...fileViews].sort((a, b) => b.size - a.size).slice(0, 3).map((v) => v.path), `rootfs/${HUGE}`];
+  for (const view of victims) {
+    const f = path.join(mnt, view);
+    dropCache(f);
+    const reader = spawn('dd', [`if=${f}`, 'of=/dev/null', 'bs=64k', 'iflag=direct', 'status=none'], { stdio: 'ignore' });
+    const exited = new Promise<void>((r) => reader.on('exit', () => r()));
+    await new Promise((r) => setTimeout(r, 150));
+    reader.kill('SIGKILL');
+    await exited;
+    t.ok(pid && processAlive(pid), `${view}: the daemon survives its reader being killed`);
+  }
+  for (const view of victims.slice(0, 3)) {
+    const r: DdRead = { bs: 65536, skip: 0, count: 64 };
+    const d = await runAsync('dd', ddArgs(path.join(mnt, view), r, true));
+    t.ok(d.code === 0 && d.out.equals(ddSlice(bytesOf(view), r)), `${view}: read again afterwards, the right bytes`);
+  }
+  const tail = await runAsync('dd', ddArgs(path.join(mnt, 'rootfs', HUGE), { bs: 4096, skip: HUGE_SIZE - 4096, count: 4096, bytes: true }, true));
+  t.ok(tail.code === 0 && tail.out.equals(readAt(path.join(fx.tree, HUGE), HUGE_SIZE - 4096, 4096)), `rootfs/${HUGE}: its last 4 KiB afterwards`);
 });
 
 t.test('sha256sum -c passes for every .sha256 inside its view directory', async (t) => {

@@ -1,13 +1,14 @@
 // `uniso extract IMAGE PATH -o OUT|-`: copy one file of the mount namespace
 // out without FUSE, through the same reader the daemon uses. Writes to a
-// temp name and renames, so a failure leaves nothing behind.
+// temp name and renames, so a failure leaves nothing behind (a device or
+// FIFO given as the output is written in place).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openImage } from '../image/open';
 import { Namespace } from '../image/namespace';
-import { checkOutputDir, commitOutput, removeQuietly, tempNameFor } from '../util/atomic';
-import { fileError, UserError } from '../util/errors';
+import { checkOutputDir, commitOutput, isSpecialOutput, removeQuietly, tempNameFor } from '../util/atomic';
+import { describeErrno, fileError, UserError } from '../util/errors';
 
 const CHUNK = 4 << 20;
 
@@ -42,6 +43,12 @@ export async function extract(image: string, viewPath: string, output: string): 
     let fd: number;
     if (toStdout) {
       fd = 1;
+    } else if (isSpecialOutput(output)) {
+      try {
+        fd = fs.openSync(output, 'w');
+      } catch (e) {
+        throw fileError(output, describeErrno(e));
+      }
     } else {
       tmp = tempNameFor(path.resolve(output));
       fd = fs.openSync(tmp, 'w');

@@ -22,7 +22,7 @@ const O_ACCMODE = 3;
 const ST_RDONLY = 1;
 const CACHE_TIMEOUT_S = 3600;
 /** Prefetch this far ahead of a sequential reader (the kernel asks 128 KiB at a time). */
-const READAHEAD_BYTES = 1 << 20;
+const READAHEAD_BYTES = 2 << 20;
 
 export interface DaemonOptions {
   allowOther: boolean;

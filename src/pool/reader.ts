@@ -18,10 +18,23 @@ import { LRUCache } from 'lru-cache';
 import { crc32 } from '../checksum/crc32';
 import { ByteSource } from '../io/source';
 import { NativeAddon, nativeIfBuilt } from '../native';
-import { BlockInfo, CHECK_REGION, FLAG_RAW, STORED_MAX, storedCheck, wrapStored } from './format';
+import { BlockInfo, CHECK_REGION, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck, wrapStored } from './format';
 
 /** Regions checked ahead of a reader moving forward through the pool. */
 const CHECK_AHEAD_REGIONS = 2;
+/** Buffers of evicted blocks kept for reuse (at most this many, POOL_BLOCK bytes each). */
+const SPARE_BUFFERS = 64;
+/** Blocks inflated per thread-pool job (fewer hand-offs and completions; both cores still busy). */
+const INFLATE_BATCH = 8;
+
+interface InflateWaiter {
+  dst: Buffer;
+  dstOff: number;
+  srcOff: number;
+  n: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
 
 export class BlockCorruptError extends Error {
   readonly code = 'EUNISO_CORRUPT';
@@ -110,6 +123,14 @@ export class BlockStore {
   /** regions (by first block id) being checked */
   private readonly regionPending = new Map<number, Promise<void>>();
   private readonly inflatedOk: Uint8Array;
+  /** copies waiting for a block being inflated (inflatedInto) */
+  private readonly waiters = new Map<number, InflateWaiter[]>();
+  /** POOL_BLOCK-sized buffers of evicted blocks, for the next inflations */
+  private readonly spare: Buffer[] = [];
+  /** buffers handed out by inflated(): never reused */
+  private readonly escaped = new WeakSet<Buffer>();
+  /** blocks being inflated whose buffer inflated() will hand out */
+  private readonly escapeOnLoad = new Set<number>();
   readonly name: string;
   /** the addon's inflateBlock, when built and the source is a plain file */
   private readonly nativeInflate: NativeAddon | undefined;
@@ -120,6 +141,11 @@ export class BlockStore {
     this.cache = new LRUCache<number, Buffer>({
       maxSize: Math.max(1 << 20, opts.cacheBytes ?? 64 << 20),
       sizeCalculation: retained,
+      dispose: (b, key) => {
+        // an inflated block's buffer that never left the store: reuse it
+        if ((key & 1) === 1 && key > 0 && b.length === POOL_BLOCK && b.buffer.byteLength === POOL_BLOCK
+          && this.spare.length < SPARE_BUFFERS && !this.escaped.has(b)) this.spare.push(b);
+      },
     });
     this.storedState = new Uint8Array(table.count + 1);
     this.inflatedOk = new Uint8Array(table.count + 1);
@@ -268,13 +294,22 @@ export class BlockStore {
     return this.cached(id * 2, () => this.loadStored(id));
   }
 
-  /** The block's uncompressed bytes (verified). */
+  /** The block's uncompressed bytes (verified). The buffer is the caller's to keep. */
   inflated(id: number): Promise<Buffer> {
     this.check(id);
     const t = this.table;
     const raw = (t.flags[id - 1] & FLAG_RAW) !== 0;
-    const where = this.nativeInflate ? this.source.locate?.(t.offset[id - 1], t.csize[id - 1]) : undefined;
-    if (where) return this.cached(id * 2 + 1, () => this.inflateNative(id, where.fd, where.pos, raw));
+    if (this.nativeLocation(id)) {
+      const hit = this.cache.get(id * 2 + 1);
+      if (hit) {
+        this.escaped.add(hit);
+        return Promise.resolve(hit);
+      }
+      if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
+      this.escapeOnLoad.add(id);
+      if (!this.pending.has(id * 2 + 1)) this.inflateNative([id]);
+      return this.pending.get(id * 2 + 1)!;
+    }
     if (raw) return this.stored(id).then((b) => this.verifyInflated(id, b));
     return this.cached(id * 2 + 1, async () => {
       const comp = await this.loadStored(id);
@@ -289,31 +324,128 @@ export class BlockStore {
   }
 
   /**
-   * Read, check and inflate a block in one job on the thread pool (the
-   * native addon, libdeflate): the stored bytes are checked against their
-   * XXH3 and the result against its CRC-32 on the way.
+   * Copy bytes [srcOff, srcOff + n) of the block's uncompressed bytes to
+   * `dst` at `dstOff`: at once from the cache (no promise), else as soon as
+   * the block is inflated, before anything else can happen to its buffer.
    */
-  private inflateNative(id: number, fd: number, pos: number, raw: boolean): Promise<Buffer> {
-    const t = this.table;
-    const i = id - 1;
+  inflatedInto(id: number, srcOff: number, dst: Buffer, dstOff: number, n: number): Promise<void> | undefined {
+    this.check(id);
+    if (srcOff < 0 || srcOff + n > this.table.usize[id - 1]) {
+      return Promise.reject(new BlockCorruptError(`${this.name}: block ${id} is shorter than the recipe expects`));
+    }
+    if (!this.nativeLocation(id)) return this.inflated(id).then((b) => void b.copy(dst, dstOff, srcOff, srcOff + n));
+    const hit = this.cache.get(id * 2 + 1);
+    if (hit) {
+      hit.copy(dst, dstOff, srcOff, srcOff + n);
+      return undefined;
+    }
     if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
-    const out = Buffer.allocUnsafeSlow(t.usize[i]);
     return new Promise((resolve, reject) => {
-      this.nativeInflate!.inflateBlock(fd, pos, t.csize[i], t.sxh[i], t.crc32[i], raw, out, (err, status) => {
-        if (err) {
-          reject(new BlockCorruptError(`${this.name}: block ${id} is unreadable (${err.message}; pool truncated?)`));
-        } else if (status === 0) {
-          this.storedState[id] = 1;
-          this.inflatedOk[id] = 1;
-          resolve(out);
-        } else if (status === 1) {
-          this.storedState[id] = 2;
-          reject(this.corrupt(id));
-        } else {
-          reject(new BlockCorruptError(`${this.name}: block ${id} is corrupt (${status === 2 ? 'does not inflate to its size' : 'checksum mismatch after inflate'})`));
-        }
-      });
+      let list = this.waiters.get(id);
+      if (!list) this.waiters.set(id, (list = []));
+      list.push({ dst, dstOff, srcOff, n, resolve, reject });
+      if (!this.pending.has(id * 2 + 1)) this.inflateNative([id]);
     });
+  }
+
+  /** Start inflating blocks into the cache (readahead); errors are left for whoever reads them. */
+  prefetchInflated(ids: number[]): void {
+    const todo: number[] = [];
+    const seen = new Set<number>(); // a recipe may use a block more than once
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 1 || id > this.table.count || this.storedState[id] === 2 || seen.has(id)) continue;
+      seen.add(id);
+      const key = id * 2 + 1;
+      if (this.cache.has(key) || this.pending.has(key)) continue;
+      if (this.nativeLocation(id)) todo.push(id);
+      else this.inflated(id).catch(() => { /* reported when read */ });
+    }
+    if (todo.length) this.inflateNative(todo);
+  }
+
+  private nativeLocation(id: number): { fd: number; pos: number } | undefined {
+    return this.nativeInflate ? this.source.locate?.(this.table.offset[id - 1], this.table.csize[id - 1]) : undefined;
+  }
+
+  /**
+   * Read, check and inflate blocks (none cached or in flight, all in the
+   * pool file) on the thread pool with the native addon (libdeflate), up
+   * to INFLATE_BATCH blocks per job: the stored bytes are checked against
+   * their XXH3 and the result against its CRC-32 on the way. Each block
+   * gets a pending promise that later callers share. On completion the
+   * waiting copies are made first, then the block goes into the cache.
+   * Output buffers of evicted blocks that never left the store are reused,
+   * so a steady read allocates nothing.
+   */
+  private inflateNative(ids: number[]): void {
+    const t = this.table;
+    for (let a = 0; a < ids.length;) {
+      const batch: number[] = [];
+      const outs: Buffer[] = [];
+      const settle: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
+      const pos = new Float64Array(Math.min(INFLATE_BATCH, ids.length - a));
+      const meta = new Uint32Array(pos.length * 4);
+      let fd = -1;
+      for (; a < ids.length && batch.length < INFLATE_BATCH; a++) {
+        const id = ids[a];
+        const where = this.nativeLocation(id)!;
+        if (fd !== -1 && where.fd !== fd) break;
+        fd = where.fd;
+        const i = id - 1;
+        const k = batch.length;
+        batch.push(id);
+        pos[k] = where.pos;
+        meta[4 * k] = t.csize[i];
+        meta[4 * k + 1] = t.sxh[i];
+        meta[4 * k + 2] = t.crc32[i];
+        meta[4 * k + 3] = t.flags[i] & FLAG_RAW ? 1 : 0;
+        outs.push(t.usize[i] === POOL_BLOCK && this.spare.length ? this.spare.pop()! : Buffer.allocUnsafeSlow(t.usize[i]));
+        const p = new Promise<Buffer>((resolve, reject) => settle.push({ resolve, reject }));
+        p.catch(() => { /* every caller handles it; none may be left */ });
+        this.pending.set(id * 2 + 1, p);
+      }
+      const n = batch.length;
+      this.nativeInflate!.inflateBlocks(fd, n === pos.length ? pos : pos.subarray(0, n), n * 4 === meta.length ? meta : meta.subarray(0, n * 4), outs,
+        (err, status) => {
+          for (let k = 0; k < n; k++) this.inflateDone(batch[k], outs[k], err ? -1 : status![k], err, settle[k]);
+        });
+    }
+  }
+
+  private inflateDone(id: number, out: Buffer, status: number, err: Error | null,
+    settle: { resolve: (b: Buffer) => void; reject: (e: Error) => void }): void {
+    this.pending.delete(id * 2 + 1);
+    const waiting = this.waiters.get(id);
+    this.waiters.delete(id);
+    let error: BlockCorruptError | undefined;
+    if (status === 0) {
+      this.storedState[id] = 1;
+      this.inflatedOk[id] = 1;
+      if (waiting) {
+        for (const w of waiting) {
+          out.copy(w.dst, w.dstOff, w.srcOff, w.srcOff + w.n);
+          w.resolve();
+        }
+      }
+      if (this.escapeOnLoad.delete(id)) this.escaped.add(out);
+      this.cache.set(id * 2 + 1, out);
+      settle.resolve(out);
+      return;
+    }
+    if (status === 1) {
+      this.storedState[id] = 2;
+      error = this.corrupt(id);
+    } else if (status === 2 || status === 3) {
+      error = new BlockCorruptError(`${this.name}: block ${id} is corrupt (${status === 2 ? 'does not inflate to its size' : 'checksum mismatch after inflate'})`);
+    } else if (status === 4) {
+      error = new BlockCorruptError(`${this.name}: block ${id} lies beyond the end of the pool (truncated?)`);
+    } else {
+      error = new BlockCorruptError(`${this.name}: block ${id} is unreadable (${err?.message ?? 'unknown error'})`);
+    }
+    this.escapeOnLoad.delete(id);
+    if (out.length === POOL_BLOCK && out.buffer.byteLength === POOL_BLOCK && this.spare.length < SPARE_BUFFERS) this.spare.push(out);
+    if (waiting) for (const w of waiting) w.reject(error);
+    settle.reject(error);
   }
 
   /** The block as a deflate segment: its compressed body, or raw bytes wrapped in stored blocks. */

@@ -6,6 +6,9 @@ import { ByteSource } from '../io/source';
 import { BlockStore, SpliceList } from '../pool/reader';
 import { findSegment, Recipe, segmentLength, SegKind } from './recipe';
 
+/** Readahead tops up its window in steps of this many bytes (8 pool blocks). */
+const PREFETCH_STEP = 512 * 1024;
+
 export interface ReaderOptions {
   /** Bytes of pool blocks to fetch ahead of a sequential reader (0: none). */
   readahead?: number;
@@ -26,13 +29,15 @@ export class RecipeReader implements ByteSource {
   private prefetch(from: number, to: number): void {
     const r = this.recipe;
     from = Math.max(from, this.prefetchedTo);
-    if (from >= to || from >= r.size) return;
+    // top the window up in steps of PREFETCH_STEP: a few blocks per thread-pool job
+    if (from >= r.size || (to - from < PREFETCH_STEP && to < r.size)) return;
+    const ids: number[] = [];
     for (let i = findSegment(r, from); i < r.count && r.starts[i] < to; i++) {
-      const kind = r.kinds[i] as SegKind;
       // spliced (deflate) segments are read straight from the pool file, whose
       // own readahead serves sequential readers; only inflation is worth starting early
-      if (kind === SegKind.Raw) this.blocks.inflated(r.args[i]).catch(() => { /* reported when read */ });
+      if ((r.kinds[i] as SegKind) === SegKind.Raw) ids.push(r.args[i]);
     }
+    if (ids.length) this.blocks.prefetchInflated(ids);
     this.prefetchedTo = Math.min(to, r.size);
   }
 
@@ -71,8 +76,11 @@ export class RecipeReader implements ByteSource {
           r.literals[arg].copy(buf, dst, off, off + n);
           break;
         case SegKind.Raw:
-          waits.push(this.blocks.inflated(arg).then((b) => copyChecked(b, buf, dst, off, n, arg)));
+        {
+          const wait = this.blocks.inflatedInto(arg, off, buf, dst, n);
+          if (wait) waits.push(wait);
           break;
+        }
         case SegKind.Deflate:
           splices.push(arg, off, n, dst);
           break;
@@ -91,9 +99,4 @@ export class RecipeReader implements ByteSource {
     }
     return end - offset;
   }
-}
-
-function copyChecked(src: Buffer, dst: Buffer, dstOff: number, srcOff: number, n: number, block: number): void {
-  if (srcOff + n > src.length) throw new Error(`block ${block} is shorter than the recipe expects`);
-  src.copy(dst, dstOff, srcOff, srcOff + n);
 }

@@ -30,6 +30,20 @@ export function checkOutputDir(output: string): void {
   if (out.isDirectory()) throw fileError(output, 'is a directory (give a file name for the output)');
 }
 
+/**
+ * True when `output` exists and is not a regular file (a character device
+ * such as /dev/null, a FIFO, a socket): written in place, since renaming a
+ * temp file onto it would replace the device with a plain file.
+ */
+export function isSpecialOutput(output: string): boolean {
+  try {
+    const st = fs.statSync(output);
+    return !st.isFile() && !st.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** Rename a finished temp file onto its final name, as a user-facing error on failure. */
 export function commitOutput(temp: string, final: string): void {
   try {
