@@ -14,6 +14,8 @@ PACKAGES=(
   libarchive-tools libcap2-bin libxml2-utils python3-yaml jq qemu-utils qemu-system-x86 fdisk xz-utils
   # uniso mount --nfs (NFS-Ganesha with its VFS backend, rpcbind) and the NFS/HTTP client oracles of the tests
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils wget curl
+  # make bench: the bench tree (debootstrap), its timing (GNU time) and the squashfuse baseline
+  debootstrap time squashfuse
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

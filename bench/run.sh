@@ -13,6 +13,28 @@
 #                   each rep on a freshly mounted daemon; target ratio >= 0.7
 #   4. daemon RSS   VmHWM of the uniso daemon after its reads (the tar.gz view,
 #                   then the lxc and docker views); target <= 250 MB
+#   5. disk views   uniso build (all views) vs uniso build --formats with the
+#                   container formats only (no disk views), both cold; ratio
+#                   with/without, target <= 1.25
+#   6. OVA copy-out `cp MNT/vm/*.ova` (fresh daemon, cold) vs `qemu-img convert
+#                   -O vmdk -o subformat=streamOptimized` of a conventional raw
+#                   disk of the same tree (bench/make-disk.sh: sparse file of
+#                   the raw view's size, sfdisk, mke2fs -d; cached); speedup =
+#                   baseline/uniso, target >= 5; both outputs qemu-img check'ed
+#   7. qcow2        `cp MNT/openstack/*.qcow2` vs `qemu-img convert -O qcow2`
+#                   and `qemu-img convert -c -O qcow2` (informational)
+#   8. OVA size     uniso's OVA vs a tar of uniso's .ovf, a manifest and the
+#                   conventional streamOptimized VMDK of 6.; target <= 1.10
+#   (6./7. take the median of BENCH_REPS reps; every copy ends with sync)
+#   9. serving      each rep, cold unless said: (a) the inflating docker tar view
+#                   through a fresh daemon vs squashfuse reading the same tar from
+#                   a gzip squashfs (-b 131072), target >= 2x; (b) the OVA (spliced)
+#                   through FUSE vs the passthrough of 3., target >= 0.8 (the
+#                   tar.gz of 3. too); (c) the warm re-read of 3. vs `cat` of a
+#                   cached plain copy of that view, target >= 0.5; (d) `uniso serve`
+#                   + curl of the docker tar and the tar.gz vs the FUSE reads of
+#                   the same views, target >= 0.8; (e) 8 concurrent `cat`s of the 8
+#                   largest views (< 4 GiB) on a fresh daemon: VmHWM <= 250 MB
 # Needs root (drop_caches, debootstrap, FUSE). Everything mounted is unmounted
 # on exit, also on failure. Env: BENCH_REPS=3, BENCH_KEEP=1 keeps the big
 # outputs in bench/work/, BENCH_STRICT=1 exits 1 when a target fails.
@@ -27,7 +49,10 @@ UNISO=(node "$ROOT/bin/uniso")
 
 UMNT="$WORK/mnt-uniso"
 PMNT="$WORK/mnt-passthrough"
+SMNT="$WORK/mnt-squashfuse"
 PT_PID=
+HTTP_PID=
+HTTP_PORT=${BENCH_HTTP_PORT:-18380}
 
 is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; }
 
@@ -38,6 +63,18 @@ stop_passthrough() {
   fi
   PT_PID=
   if is_mounted "$PMNT"; then fusermount3 -u "$PMNT" 2>/dev/null || fusermount3 -uz "$PMNT" || true; fi
+}
+
+stop_squashfuse() {
+  if is_mounted "$SMNT"; then fusermount3 -u "$SMNT" 2>/dev/null || fusermount -u "$SMNT" 2>/dev/null || umount -l "$SMNT" || true; fi
+}
+
+stop_http() {
+  if [ -n "$HTTP_PID" ] && kill -0 "$HTTP_PID" 2>/dev/null; then
+    kill -TERM "$HTTP_PID" 2>/dev/null || true
+    wait "$HTTP_PID" 2>/dev/null || true
+  fi
+  HTTP_PID=
 }
 
 stop_uniso() {
@@ -51,8 +88,10 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_passthrough
+  stop_squashfuse
+  stop_http
   stop_uniso
-  if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/U.iso" "$WORK/conv"; fi
+  if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/U.iso" "$WORK/U-nodisk.iso" "$WORK/conv" "$WORK/disk"; fi
   [ $rc = 0 ] || echo "bench: FAILED (exit $rc); logs in $WORK" >&2
   exit $rc
 }
@@ -73,6 +112,13 @@ proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }   #
 # `times` must run in this shell (not in a $(...) subshell): write it to a file
 times_secs() { awk '{ for (i = 1; i <= NF; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } } END { printf "%.2f", t }' "$1"; }
 DAEMON_TICKS=0
+# mark SECTION: where a measured section starts (marks.tsv: name, time, machine busy
+# ticks, our CPU seconds, daemon ticks), so the report can tell which section other
+# work on the machine skewed
+mark() {
+  times > "$WORK/times-mark"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$(now)" "$(busy_ticks)" "$(times_secs "$WORK/times-mark")" "$DAEMON_TICKS" >> "$WORK/marks.tsv"
+}
 say() { echo "bench: $*" >&2; }
 # where `uniso mount` keeps its state (pid) for a mount point, as src/fuse/control.ts names it
 state_file() { echo "/run/uniso/$(printf '%s' "$UMNT" | sha256sum | cut -c1-16).json"; }
@@ -84,7 +130,30 @@ daemon_pid() {
     pgrep -f "uniso mount --foreground .* $UMNT\$" | head -1
   fi
 }
+# raise_ra MNT: the kernel readahead of a FUSE mount to what `uniso mount` sets (1 MiB),
+# so the baselines get the same kernel help as uniso
+raise_ra() { echo 1024 > "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"; }
 vmhwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+# stamp: prefix every line read with the time it arrived (for phase breakdowns)
+stamp() { while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done; }
+# timed CMD...: drop the page cache, run CMD (its output to stderr), sync, print seconds
+timed() {
+  drop_caches
+  local t0 t1
+  t0=$(now)
+  "$@" >&2
+  sync
+  t1=$(now)
+  secs "$t0" "$t1"
+}
+# view_path REGEX: the path of the first view matching REGEX; view_size PATH: its size
+view_path() { node -e 'const v = require(process.argv[1]); const x = v.find((x) => new RegExp(process.argv[2]).test(x.path)); if (!x) process.exit(1); process.stdout.write(x.path)' "$WORK/views.json" "$1"; }
+view_size() { node -e 'const v = require(process.argv[1]); process.stdout.write(String(v.find((x) => x.path === process.argv[2]).size))' "$WORK/views.json" "$1"; }
+mount_uniso() {
+  "${UNISO[@]}" mount "$WORK/U.iso" "$UMNT"
+  pid=$(daemon_pid)
+  [ -n "$pid" ] || { say "cannot find the uniso daemon's pid"; exit 1; }
+}
 # cold_read FILE: drop the page cache, read FILE sequentially, print seconds
 cold_read() {
   drop_caches
@@ -98,9 +167,10 @@ cold_read() {
 T_BEGIN=$(now)
 # A previous run that was killed hard may have left mounts behind.
 stop_passthrough
+stop_squashfuse
 stop_uniso
 rm -rf "$WORK"
-mkdir -p "$WORK" "$UMNT" "$PMNT"
+mkdir -p "$WORK" "$UMNT" "$PMNT" "$SMNT"
 FACTS="$WORK/facts.tsv"
 : > "$FACTS"
 
@@ -132,6 +202,8 @@ BUSY0=$(busy_ticks)
 times > "$WORK/times0"
 OURS0=$(times_secs "$WORK/times0")
 t_measure0=$(now)
+: > "$WORK/marks.tsv"
+mark "uniso build (all views)"
 say "uniso build (all views)"
 drop_caches
 TIMEFMT=()
@@ -139,8 +211,7 @@ if [ -x /usr/bin/time ]; then TIMEFMT=(/usr/bin/time -f '%M' -o "$WORK/build-max
 t0=$(now)
 fact build_start "$t0"
 # progress lines (stderr) are stamped with the time they arrive, for the phase breakdown
-{ "${TIMEFMT[@]}" "${UNISO[@]}" build "$ISO" -o "$WORK/U.iso" 2>&1 >/dev/null; } |
-  while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done > "$WORK/build-progress.log"
+{ "${TIMEFMT[@]}" "${UNISO[@]}" build "$ISO" -o "$WORK/U.iso" 2>&1 >/dev/null; } | stamp > "$WORK/build-progress.log"
 t_built=$(now)
 sync
 t1=$(now)
@@ -152,7 +223,30 @@ fact universal_iso_bytes "$(stat -c %s "$WORK/U.iso")"
 "${UNISO[@]}" info --json "$WORK/U.iso" > "$WORK/info.json"
 say "uniso build: $(secs "$t0" "$t1") s"
 
+# ---- 5. build time without the disk views (same ISO, same cold start) ---------
+mark "uniso build without disk views"
+NODISK_FORMATS=openvz,opennode,proxmox,xen,lxc,docker
+say "uniso build --formats $NODISK_FORMATS (no disk views)"
+drop_caches
+TIMEFMT=()
+if [ -x /usr/bin/time ]; then TIMEFMT=(/usr/bin/time -f '%M' -o "$WORK/build-nodisk-maxrss-kb"); fi
+t0=$(now)
+fact nodisk_build_start "$t0"
+{ "${TIMEFMT[@]}" "${UNISO[@]}" build "$ISO" -o "$WORK/U-nodisk.iso" --formats "$NODISK_FORMATS" 2>&1 >/dev/null; } | stamp > "$WORK/build-nodisk-progress.log"
+t_built=$(now)
+sync
+t1=$(now)
+fact nodisk_build_end "$t_built"
+fact uniso_nodisk_build_s "$(secs "$t0" "$t1")"
+fact nodisk_formats "$NODISK_FORMATS"
+[ -f "$WORK/build-nodisk-maxrss-kb" ] && fact uniso_nodisk_build_maxrss_kb "$(tail -1 "$WORK/build-nodisk-maxrss-kb")"
+fact universal_iso_nodisk_bytes "$(stat -c %s "$WORK/U-nodisk.iso")"
+"${UNISO[@]}" ls --json "$WORK/U-nodisk.iso" > "$WORK/views-nodisk.json"
+rm -f "$WORK/U-nodisk.iso"
+say "uniso build without disk views: $(secs "$t0" "$t1") s"
+
 # ---- 2. build time: conventional pipeline ------------------------------------
+mark "conventional pipeline"
 say "conventional pipeline (unsquashfs, tar czf x5, tar cf, mksquashfs)"
 drop_caches
 t0=$(now)
@@ -163,6 +257,7 @@ say "conventional: $(secs "$t0" "$t1") s"
 rm -rf "$WORK/conv"   # only the sizes are needed from here on; frees the page cache too
 
 # ---- 4/5. FUSE first-read throughput and daemon RSS ---------------------------
+mark "FUSE reads"
 VIEW_REL=$(node -e 'const v = require(process.argv[1]); process.stdout.write(v.find((x) => /^proxmox\/.*\.tar\.gz$/.test(x.path)).path)' "$WORK/views.json")
 EXTRA_VIEWS=$(node -e 'const v = require(process.argv[1]); process.stdout.write(v.filter((x) => /^(lxc\/.*\.tar\.gz|docker\/.*\.tar)$/.test(x.path)).map((x) => x.path).join("\n"))' "$WORK/views.json")
 fact view "$VIEW_REL"
@@ -193,17 +288,186 @@ for rep in $(seq 1 "$REPS"); do
   PT_PID=$!
   for _ in $(seq 100); do grep -q ready "$WORK/passthrough.out" && break; kill -0 "$PT_PID" 2>/dev/null || break; sleep 0.1; done
   grep -q ready "$WORK/passthrough.out" || { say "passthrough did not mount: $(cat "$WORK/passthrough.out")"; exit 1; }
+  raise_ra "$PMNT"
   s=$(cold_read "$PMNT/U.iso")
   printf 'passthrough\t%s\tU.iso\t%s\n' "$rep" "$s" >> "$WORK/reads.tsv"
   printf 'passthrough-vmhwm\t%s\t-\t%s\n' "$rep" "$(vmhwm_kb "$PT_PID")" >> "$WORK/reads.tsv"
   stop_passthrough
 done
 
+# ---- 6-8. disk views: copy-out through FUSE vs qemu-img convert; OVA size --------
+mark "disk views: copy-out, checks, OVA"
+OVA_REL=$(view_path '^vm/[^/]*\.ova$')
+QCOW_REL=$(view_path '^openstack/[^/]*\.qcow2$')
+RAW_REL=$(view_path '^raw/[^/]*\.img$')
+DISK_SIZE=$(view_size "$RAW_REL")
+OVA_NAME=$(basename "$OVA_REL" .ova)
+fact ova_view "$OVA_REL"
+fact ova_view_bytes "$(view_size "$OVA_REL")"
+fact qcow2_view "$QCOW_REL"
+fact qcow2_view_bytes "$(view_size "$QCOW_REL")"
+fact disk_size "$DISK_SIZE"
+say "conventional raw disk image of the tree, $DISK_SIZE bytes (cached under bench/cache/)"
+CONV_RAW=$("$HERE/make-disk.sh" "$CACHE" "$DISK_SIZE")
+fact conv_raw "${CONV_RAW#"$HERE/"}"
+fact conv_raw_make_s "$(cat "$CONV_RAW.done")"
+fact conv_raw_alloc_bytes "$(du -B1 "$CONV_RAW" | cut -f1)"
+fact tools_disk "$(qemu-img --version | head -1 | cut -d' ' -f1-3), $(mke2fs -V 2>&1 | head -1 | cut -d' ' -f1-2), $(sfdisk --version)"
+D="$WORK/disk"
+rm -rf "$D"
+mkdir -p "$D"
+: > "$WORK/disk.tsv"
+disk_rec() { printf '%s	%s	%s
+' "$1" "$2" "$3" >> "$WORK/disk.tsv"; }
+for rep in $(seq 1 "$REPS"); do
+  say "disk copy-out, rep $rep/$REPS: uniso OVA and qcow2 (cp from fresh daemons), qemu-img convert x3"
+  # uniso: a fresh daemon for each copy, page cache dropped, sync inside the timing
+  rm -f "$D/uniso.ova"
+  mount_uniso
+  disk_rec uniso-ova "$rep" "$(timed cp "$UMNT/$OVA_REL" "$D/uniso.ova")"
+  disk_rec uniso-ova-vmhwm "$rep" "$(vmhwm_kb "$pid")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+  rm -f "$D/uniso.qcow2"
+  mount_uniso
+  disk_rec uniso-qcow2 "$rep" "$(timed cp "$UMNT/$QCOW_REL" "$D/uniso.qcow2")"
+  disk_rec uniso-qcow2-vmhwm "$rep" "$(vmhwm_kb "$pid")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+  # baselines: qemu-img convert of the conventional raw disk, cold
+  rm -f "$D/conv.vmdk" "$D/conv.qcow2" "$D/conv-c.qcow2"
+  disk_rec conv-vmdk "$rep" "$(timed qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$CONV_RAW" "$D/conv.vmdk")"
+  disk_rec conv-qcow2 "$rep" "$(timed qemu-img convert -f raw -O qcow2 "$CONV_RAW" "$D/conv.qcow2")"
+  disk_rec conv-qcow2c "$rep" "$(timed qemu-img convert -c -f raw -O qcow2 "$CONV_RAW" "$D/conv-c.qcow2")"
+done
+
+# checks of the outputs of the last rep ("name<TAB>ok|FAIL<TAB>detail" in checks.tsv)
+: > "$WORK/checks.tsv"
+check() { printf '%s	%s	%s
+' "$1" "$2" "$3" >> "$WORK/checks.tsv"; }
+# img_check NAME FMT FILE: qemu-img check (exit 0 = no errors) and the virtual size
+img_check() {
+  local out rc=0 vsize
+  out=$(qemu-img check -f "$2" "$3" 2>&1) || rc=$?
+  printf '%s
+' "$out" > "$WORK/check-$1.txt"
+  vsize=$(qemu-img info -f "$2" --output=json "$3" | node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0, "utf8"))["virtual-size"]))')
+  if [ $rc = 0 ] && [ "$vsize" = "$DISK_SIZE" ]; then
+    check "$1" ok "qemu-img check: $(printf '%s
+' "$out" | grep -m1 -iE 'no errors|allocated' || echo 'exit 0'); virtual size $vsize"
+  else
+    check "$1" FAIL "qemu-img check exit $rc: $(printf '%s
+' "$out" | grep -m1 -iE 'error|corrupt|leak' || printf '%s
+' "$out" | tail -1); virtual size $vsize (want $DISK_SIZE)"
+  fi
+}
+X="$D/ova-x"
+mkdir -p "$X"
+tar -xf "$D/uniso.ova" -C "$X"
+members=$(tar -tf "$D/uniso.ova" | paste -sd' ')
+want="$OVA_NAME.ovf $OVA_NAME.mf $OVA_NAME-disk1.vmdk"
+if [ "$(stat -c %s "$D/uniso.ova")" = "$(view_size "$OVA_REL")" ] && [ "$members" = "$want" ] &&
+   sed -E 's/^SHA256\((.*)\)= ([0-9a-f]+)$/\2  \1/' "$X/$OVA_NAME.mf" | (cd "$X" && sha256sum -c --quiet --strict) > "$WORK/check-uniso-ova-mf.txt" 2>&1; then
+  check uniso-ova ok "size as listed; members in order: $members; manifest (SHA256) verified"
+else
+  check uniso-ova FAIL "members: $members (want $want); size $(stat -c %s "$D/uniso.ova"); manifest: $(head -3 "$WORK/check-uniso-ova-mf.txt" | paste -sd' ')"
+fi
+img_check uniso-ova-vmdk vmdk "$X/$OVA_NAME-disk1.vmdk"
+img_check conv-vmdk vmdk "$D/conv.vmdk"
+img_check uniso-qcow2 qcow2 "$D/uniso.qcow2"
+img_check conv-qcow2 qcow2 "$D/conv.qcow2"
+img_check conv-qcow2c qcow2 "$D/conv-c.qcow2"
+
+# the conventional OVA: uniso's own .ovf, a SHA256 manifest and the conventional
+# streamOptimized VMDK, tarred (ustar, .ovf first) like ovftool does
+C="$D/conv-ova"
+mkdir -p "$C"
+cp "$X/$OVA_NAME.ovf" "$C/"
+mv "$D/conv.vmdk" "$C/$OVA_NAME-disk1.vmdk"
+t0=$(now)
+( cd "$C" && for f in "$OVA_NAME.ovf" "$OVA_NAME-disk1.vmdk"; do printf 'SHA256(%s)= %s\n' "$f" "$(sha256sum "$f" | cut -d' ' -f1)"; done > "$OVA_NAME.mf" )
+tar --format=ustar --owner=0 --group=0 --numeric-owner -cf "$D/conv.ova" -C "$C" "$OVA_NAME.ovf" "$OVA_NAME.mf" "$OVA_NAME-disk1.vmdk"
+sync
+t1=$(now)
+fact conv_ova_pack_s "$(secs "$t0" "$t1")"
+fact uniso_ova_bytes "$(stat -c %s "$D/uniso.ova")"
+fact conv_ova_bytes "$(stat -c %s "$D/conv.ova")"
+fact uniso_ova_vmdk_bytes "$(stat -c %s "$X/$OVA_NAME-disk1.vmdk")"
+fact conv_vmdk_bytes "$(stat -c %s "$C/$OVA_NAME-disk1.vmdk")"
+fact uniso_qcow2_bytes "$(stat -c %s "$D/uniso.qcow2")"
+fact conv_qcow2_bytes "$(stat -c %s "$D/conv.qcow2")"
+fact conv_qcow2c_bytes "$(stat -c %s "$D/conv-c.qcow2")"
+rm -rf "$X" "$C"
+
+# ---- 9. serving: read path ceilings (inflating, spliced, warm, HTTP, 8 readers) -----
+mark "serving: read path"
+DOCKER_REL=$(view_path '^docker/[^/]*\.tar$')
+fact docker_view "$DOCKER_REL"
+fact docker_view_bytes "$(view_size "$DOCKER_REL")"
+# the inflating view's bytes in a gzip squashfs (128 KiB blocks, mksquashfs defaults otherwise)
+SQ="$WORK/sq"
+mkdir -p "$SQ/in" "$SMNT"
+"${UNISO[@]}" extract "$WORK/U.iso" "$DOCKER_REL" -o "$SQ/in/docker.tar"
+mksquashfs "$SQ/in" "$SQ/docker.sqfs" -comp gzip -b 131072 -noappend -no-progress -quiet >/dev/null
+rm -rf "$SQ/in"
+fact sqfs_bytes "$(stat -c %s "$SQ/docker.sqfs")"
+fact squashfuse "$(squashfuse --help 2>&1 | head -1 | cut -d' ' -f1-2)"
+# a plain file for the warm-read baseline: the tar.gz view's bytes, extracted
+"${UNISO[@]}" extract "$WORK/U.iso" "$VIEW_REL" -o "$WORK/plain.tar.gz"
+# 8 concurrent readers: the 8 largest file views no bigger than 4 GiB (not the sparse raw/flat disks)
+READ8=$(node -e 'const v = require(process.argv[1]); process.stdout.write(v.filter((x) => !/\.(sha256|txt)$/.test(x.path) && x.size <= 2 ** 32).sort((a, b) => b.size - a.size || (a.path < b.path ? -1 : 1)).slice(0, 8).map((x) => x.path).join("\n"))' "$WORK/views.json")
+fact read8_views "$(printf '%s' "$READ8" | paste -sd' ')"
+fact read8_bytes "$(while IFS= read -r v; do view_size "$v"; echo; done <<< "$READ8" | awk '{ t += $1 } END { print t }')"
+: > "$WORK/serve.tsv"
+serve_rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/serve.tsv"; }
+for rep in $(seq 1 "$REPS"); do
+  say "serving, rep $rep/$REPS: squashfuse, inflating/spliced views, warm re-read, HTTP, 8 readers"
+  # squashfuse over the gzip squashfs, cold
+  squashfuse "$SQ/docker.sqfs" "$SMNT"
+  raise_ra "$SMNT"
+  serve_rec squashfuse "$rep" "$(cold_read "$SMNT/docker.tar")"
+  stop_squashfuse
+  # uniso, a fresh daemon: the inflating view, then a spliced one (the OVA), cold
+  mount_uniso
+  serve_rec uniso-docker "$rep" "$(cold_read "$UMNT/$DOCKER_REL")"
+  serve_rec uniso-ova "$rep" "$(cold_read "$UMNT/$OVA_REL")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+  # warm: cat of the plain file once cached, then timed
+  cat "$WORK/plain.tar.gz" > /dev/null
+  t0=$(now); cat "$WORK/plain.tar.gz" > /dev/null; t1=$(now)
+  serve_rec plain-warm "$rep" "$(secs "$t0" "$t1")"
+  # HTTP: uniso serve on loopback, curl to /dev/null, cold; the inflating view and the tar.gz
+  "${UNISO[@]}" serve "$WORK/U.iso" --http "127.0.0.1:$HTTP_PORT" 2> "$WORK/serve.log" &
+  HTTP_PID=$!
+  for _ in $(seq 100); do grep -q 'serving' "$WORK/serve.log" && break; kill -0 "$HTTP_PID" 2>/dev/null || break; sleep 0.1; done
+  grep -q 'serving' "$WORK/serve.log" || { say "uniso serve did not start: $(cat "$WORK/serve.log")"; exit 1; }
+  serve_rec http-docker "$rep" "$(timed curl -sSf -o /dev/null "http://127.0.0.1:$HTTP_PORT/$DOCKER_REL")"
+  serve_rec http-targz "$rep" "$(timed curl -sSf -o /dev/null "http://127.0.0.1:$HTTP_PORT/$VIEW_REL")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$HTTP_PID")))
+  stop_http
+  # 8 concurrent readers of 8 views on a fresh daemon, cold: wall time and the daemon's VmHWM
+  mount_uniso
+  drop_caches
+  t0=$(now)
+  pids=()
+  while IFS= read -r v; do cat "$UMNT/$v" > /dev/null & pids+=($!); done <<< "$READ8"
+  for p in "${pids[@]}"; do wait "$p"; done
+  t1=$(now)
+  serve_rec read8 "$rep" "$(secs "$t0" "$t1")"
+  serve_rec read8-vmhwm "$rep" "$(vmhwm_kb "$pid")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+done
+rm -rf "$SQ" "$WORK/plain.tar.gz"
+
+mark end
 T_END=$(now)
 BUSY1=$(busy_ticks)
 times > "$WORK/times1"
 OURS1=$(times_secs "$WORK/times1")
 HZ=$(getconf CLK_TCK)
+fact clk_tck "$HZ"
 fact machine_cpu_s "$(awk -v a="$BUSY0" -v b="$BUSY1" -v hz="$HZ" 'BEGIN { printf "%.1f", (b - a) / hz }')"
 fact own_cpu_s "$(awk -v a="$OURS0" -v b="$OURS1" -v d="$DAEMON_TICKS" -v hz="$HZ" 'BEGIN { printf "%.1f", b - a + d / hz }')"
 fact measured_s "$(secs "$t_measure0" "$T_END")"

@@ -63,7 +63,7 @@ export function main(argv: string[]): void {
     .argument('<mountpoint>', 'existing empty directory')
     .option('-f, --foreground', 'stay in the foreground (default: detach once mounted)')
     .option('--allow-other', 'let other users (and NFS servers) access the mount')
-    .option('--cache-mb <n>', 'size of the block cache in MiB', '64')
+    .option('--cache-mb <n>', 'size of the block cache in MiB', '48')
     .option('--nfs <addr:port>', 'also export the mount over NFS v3/v4 (NFS-Ganesha), e.g. 0.0.0.0:2049')
     .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: string; nfs?: string }) => {
       const { mountCommand } = await import('./fuse/control');
@@ -91,7 +91,7 @@ export function main(argv: string[]): void {
     .description('serve the files of a universal ISO over HTTP (Range, HEAD, indexes); no FUSE needed')
     .argument('<image>', 'universal ISO or extracted directory')
     .requiredOption('--http <addr:port>', 'where to listen, e.g. 0.0.0.0:8080')
-    .option('--cache-mb <n>', 'size of the block cache in MiB', '64')
+    .option('--cache-mb <n>', 'size of the block cache in MiB', '48')
     .option('-q, --quiet', 'no log lines')
     .action(async (image: string, o: { http: string; cacheMb: string; quiet?: boolean }) => {
       const { serve } = await import('./commands/serve');

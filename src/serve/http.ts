@@ -14,7 +14,7 @@ import { parseRange, ByteRange } from './ranges';
 import { fmtBytes } from '../util/progress';
 
 const CHUNK = 256 * 1024;
-const READAHEAD = 1 << 20;
+const READAHEAD = 2 << 20;
 
 export interface HttpOptions {
   log: (line: string) => void;
