@@ -154,6 +154,26 @@ mount_uniso() {
   pid=$(daemon_pid)
   [ -n "$pid" ] || { say "cannot find the uniso daemon's pid"; exit 1; }
 }
+# uniso_build TAG OUT [ARGS...]: `uniso build ISO -o OUT ARGS` from a dropped page
+# cache, timed up to its sync; facts [TAG_]build_start/_end, uniso_[TAG_]build_s and
+# _maxrss_kb; its progress lines, stamped as they arrive, in build-[TAG-]progress.log
+uniso_build() {
+  local tag=$1 out=$2 t0 t_built t1
+  shift 2
+  local p=${tag:+${tag}_} f=${tag:+${tag}-} timefmt=()
+  drop_caches
+  if [ -x /usr/bin/time ]; then timefmt=(/usr/bin/time -f '%M' -o "$WORK/build-${f}maxrss-kb"); fi
+  t0=$(now)
+  fact "${p}build_start" "$t0"
+  { "${timefmt[@]}" "${UNISO[@]}" build "$ISO" -o "$out" "$@" 2>&1 >/dev/null; } | stamp > "$WORK/build-${f}progress.log"
+  t_built=$(now)
+  sync
+  t1=$(now)
+  fact "${p}build_end" "$t_built"
+  fact "uniso_${p}build_s" "$(secs "$t0" "$t1")"
+  if [ -f "$WORK/build-${f}maxrss-kb" ]; then fact "uniso_${p}build_maxrss_kb" "$(tail -1 "$WORK/build-${f}maxrss-kb")"; fi
+  say "uniso build${tag:+ ($tag)}: $(secs "$t0" "$t1") s"
+}
 # cold_read FILE: drop the page cache, read FILE sequentially, print seconds
 cold_read() {
   drop_caches
@@ -205,45 +225,20 @@ t_measure0=$(now)
 : > "$WORK/marks.tsv"
 mark "uniso build (all views)"
 say "uniso build (all views)"
-drop_caches
-TIMEFMT=()
-if [ -x /usr/bin/time ]; then TIMEFMT=(/usr/bin/time -f '%M' -o "$WORK/build-maxrss-kb"); fi
-t0=$(now)
-fact build_start "$t0"
-# progress lines (stderr) are stamped with the time they arrive, for the phase breakdown
-{ "${TIMEFMT[@]}" "${UNISO[@]}" build "$ISO" -o "$WORK/U.iso" 2>&1 >/dev/null; } | stamp > "$WORK/build-progress.log"
-t_built=$(now)
-sync
-t1=$(now)
-fact build_end "$t_built"
-fact uniso_build_s "$(secs "$t0" "$t1")"
-[ -f "$WORK/build-maxrss-kb" ] && fact uniso_build_maxrss_kb "$(tail -1 "$WORK/build-maxrss-kb")"
+uniso_build "" "$WORK/U.iso"
 fact universal_iso_bytes "$(stat -c %s "$WORK/U.iso")"
 "${UNISO[@]}" ls --json "$WORK/U.iso" > "$WORK/views.json"
 "${UNISO[@]}" info --json "$WORK/U.iso" > "$WORK/info.json"
-say "uniso build: $(secs "$t0" "$t1") s"
 
 # ---- 5. build time without the disk views (same ISO, same cold start) ---------
 mark "uniso build without disk views"
 NODISK_FORMATS=openvz,opennode,proxmox,xen,lxc,docker
 say "uniso build --formats $NODISK_FORMATS (no disk views)"
-drop_caches
-TIMEFMT=()
-if [ -x /usr/bin/time ]; then TIMEFMT=(/usr/bin/time -f '%M' -o "$WORK/build-nodisk-maxrss-kb"); fi
-t0=$(now)
-fact nodisk_build_start "$t0"
-{ "${TIMEFMT[@]}" "${UNISO[@]}" build "$ISO" -o "$WORK/U-nodisk.iso" --formats "$NODISK_FORMATS" 2>&1 >/dev/null; } | stamp > "$WORK/build-nodisk-progress.log"
-t_built=$(now)
-sync
-t1=$(now)
-fact nodisk_build_end "$t_built"
-fact uniso_nodisk_build_s "$(secs "$t0" "$t1")"
+uniso_build nodisk "$WORK/U-nodisk.iso" --formats "$NODISK_FORMATS"
 fact nodisk_formats "$NODISK_FORMATS"
-[ -f "$WORK/build-nodisk-maxrss-kb" ] && fact uniso_nodisk_build_maxrss_kb "$(tail -1 "$WORK/build-nodisk-maxrss-kb")"
 fact universal_iso_nodisk_bytes "$(stat -c %s "$WORK/U-nodisk.iso")"
 "${UNISO[@]}" ls --json "$WORK/U-nodisk.iso" > "$WORK/views-nodisk.json"
 rm -f "$WORK/U-nodisk.iso"
-say "uniso build without disk views: $(secs "$t0" "$t1") s"
 
 # ---- 2. build time: conventional pipeline ------------------------------------
 mark "conventional pipeline"
@@ -317,23 +312,21 @@ D="$WORK/disk"
 rm -rf "$D"
 mkdir -p "$D"
 : > "$WORK/disk.tsv"
-disk_rec() { printf '%s	%s	%s
-' "$1" "$2" "$3" >> "$WORK/disk.tsv"; }
+disk_rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/disk.tsv"; }
+# copy_out KIND REP VIEW OUT: cp VIEW out of a fresh daemon (cold, synced); its time and VmHWM
+copy_out() {
+  rm -f "$4"
+  mount_uniso
+  disk_rec "$1" "$2" "$(timed cp "$UMNT/$3" "$4")"
+  disk_rec "$1-vmhwm" "$2" "$(vmhwm_kb "$pid")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+}
 for rep in $(seq 1 "$REPS"); do
   say "disk copy-out, rep $rep/$REPS: uniso OVA and qcow2 (cp from fresh daemons), qemu-img convert x3"
   # uniso: a fresh daemon for each copy, page cache dropped, sync inside the timing
-  rm -f "$D/uniso.ova"
-  mount_uniso
-  disk_rec uniso-ova "$rep" "$(timed cp "$UMNT/$OVA_REL" "$D/uniso.ova")"
-  disk_rec uniso-ova-vmhwm "$rep" "$(vmhwm_kb "$pid")"
-  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
-  stop_uniso
-  rm -f "$D/uniso.qcow2"
-  mount_uniso
-  disk_rec uniso-qcow2 "$rep" "$(timed cp "$UMNT/$QCOW_REL" "$D/uniso.qcow2")"
-  disk_rec uniso-qcow2-vmhwm "$rep" "$(vmhwm_kb "$pid")"
-  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
-  stop_uniso
+  copy_out uniso-ova "$rep" "$OVA_REL" "$D/uniso.ova"
+  copy_out uniso-qcow2 "$rep" "$QCOW_REL" "$D/uniso.qcow2"
   # baselines: qemu-img convert of the conventional raw disk, cold
   rm -f "$D/conv.vmdk" "$D/conv.qcow2" "$D/conv-c.qcow2"
   disk_rec conv-vmdk "$rep" "$(timed qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$CONV_RAW" "$D/conv.vmdk")"
@@ -343,22 +336,17 @@ done
 
 # checks of the outputs of the last rep ("name<TAB>ok|FAIL<TAB>detail" in checks.tsv)
 : > "$WORK/checks.tsv"
-check() { printf '%s	%s	%s
-' "$1" "$2" "$3" >> "$WORK/checks.tsv"; }
+check() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/checks.tsv"; }
 # img_check NAME FMT FILE: qemu-img check (exit 0 = no errors) and the virtual size
 img_check() {
   local out rc=0 vsize
   out=$(qemu-img check -f "$2" "$3" 2>&1) || rc=$?
-  printf '%s
-' "$out" > "$WORK/check-$1.txt"
+  printf '%s\n' "$out" > "$WORK/check-$1.txt"
   vsize=$(qemu-img info -f "$2" --output=json "$3" | node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0, "utf8"))["virtual-size"]))')
   if [ $rc = 0 ] && [ "$vsize" = "$DISK_SIZE" ]; then
-    check "$1" ok "qemu-img check: $(printf '%s
-' "$out" | grep -m1 -iE 'no errors|allocated' || echo 'exit 0'); virtual size $vsize"
+    check "$1" ok "qemu-img check: $(printf '%s\n' "$out" | grep -m1 -iE 'no errors|allocated' || echo 'exit 0'); virtual size $vsize"
   else
-    check "$1" FAIL "qemu-img check exit $rc: $(printf '%s
-' "$out" | grep -m1 -iE 'error|corrupt|leak' || printf '%s
-' "$out" | tail -1); virtual size $vsize (want $DISK_SIZE)"
+    check "$1" FAIL "qemu-img check exit $rc: $(printf '%s\n' "$out" | grep -m1 -iE 'error|corrupt|leak' || printf '%s\n' "$out" | tail -1); virtual size $vsize (want $DISK_SIZE)"
   fi
 }
 X="$D/ova-x"
