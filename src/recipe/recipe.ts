@@ -206,12 +206,16 @@ export function deserializeRecipe(buf: Buffer, what: string): Recipe {
   const sectionLen = buf.readUInt32LE(litAt + 8);
   let section: Buffer;
   try {
-    section = packed ? zlib.inflateRawSync(buf.subarray(litAt + LIT_HEADER)) : buf.subarray(litAt + LIT_HEADER);
+    // one output chunk of the recorded size: no concatenation, no larger chunk to trim
+    section = packed
+      ? zlib.inflateRawSync(buf.subarray(litAt + LIT_HEADER), { chunkSize: Math.max(64, sectionLen), maxOutputLength: Math.max(1, sectionLen) })
+      : buf.subarray(litAt + LIT_HEADER);
   } catch {
     throw new Error(`${what}: recipe literals are damaged`);
   }
   if (section.length !== sectionLen || sectionLen < 4 * (litCount + 1)) throw new Error(`${what}: recipe literals are damaged`);
-  if (packed) section = Buffer.from(section); // own exact-size memory, not a view of zlib's chunk
+  // own exact-size memory, not a view of a larger zlib chunk
+  if (packed && section.buffer.byteLength !== section.length) section = Buffer.from(section);
   const literals: Buffer[] = [];
   const base = 4 * (litCount + 1);
   for (let k = 0; k < litCount; k++) {
