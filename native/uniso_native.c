@@ -247,28 +247,37 @@ static void free_check(check_job_t *j) {
   free(j);
 }
 
-static void finish_check(napi_env env, napi_status status, void *data) {
-  check_job_t *j = (check_job_t *)data;
+/*
+ * Call a job's callback(err, bytes): err an Error with `error` as its
+ * message when `error` is set, else null and bytes a Uint8Array copy of
+ * `bytes[0..n)`. Then release the callback reference.
+ */
+static void call_back_bytes(napi_env env, napi_ref callback_ref, const char *error, const uint8_t *bytes, size_t n) {
   napi_value cb, global, args[2];
-  napi_get_reference_value(env, j->callback_ref, &cb);
+  napi_get_reference_value(env, callback_ref, &cb);
   napi_get_global(env, &global);
-  if (status != napi_ok || j->err || j->short_read || j->bad_layout) {
+  if (error) {
     napi_value msg;
-    const char *text = status != napi_ok ? "check cancelled" : j->short_read ? "short read"
-      : j->bad_layout ? "block outside the range" : strerror(j->err);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, error, NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &args[0]);
     napi_get_undefined(env, &args[1]);
   } else {
     napi_value ab;
     void *out;
     napi_get_null(env, &args[0]);
-    napi_create_arraybuffer(env, j->count, &out, &ab);
-    memcpy(out, j->ok, j->count);
-    napi_create_typedarray(env, napi_uint8_array, j->count, ab, 0, &args[1]);
+    napi_create_arraybuffer(env, n, &out, &ab);
+    memcpy(out, bytes, n);
+    napi_create_typedarray(env, napi_uint8_array, n, ab, 0, &args[1]);
   }
   napi_call_function(env, global, cb, 2, args, NULL);
-  napi_delete_reference(env, j->callback_ref);
+  napi_delete_reference(env, callback_ref);
+}
+
+static void finish_check(napi_env env, napi_status status, void *data) {
+  check_job_t *j = (check_job_t *)data;
+  const char *error = status != napi_ok ? "check cancelled" : j->short_read ? "short read"
+    : j->bad_layout ? "block outside the range" : j->err ? strerror(j->err) : NULL;
+  call_back_bytes(env, j->callback_ref, error, j->ok, j->count);
   napi_delete_async_work(env, j->work);
   free_check(j);
 }
@@ -420,24 +429,8 @@ static void run_inflate(napi_env env, void *data) {
 
 static void finish_inflate(napi_env env, napi_status status, void *data) {
   inflate_job_t *j = (inflate_job_t *)data;
-  napi_value cb, global, args[2];
-  napi_get_reference_value(env, j->callback_ref, &cb);
-  napi_get_global(env, &global);
-  if (status != napi_ok || j->err) {
-    napi_value msg;
-    napi_create_string_utf8(env, status != napi_ok ? "inflate cancelled" : strerror(j->err), NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &args[0]);
-    napi_get_undefined(env, &args[1]);
-  } else {
-    napi_value ab;
-    void *st;
-    napi_get_null(env, &args[0]);
-    napi_create_arraybuffer(env, j->count, &st, &ab);
-    memcpy(st, j->status, j->count);
-    napi_create_typedarray(env, napi_uint8_array, j->count, ab, 0, &args[1]);
-  }
-  napi_call_function(env, global, cb, 2, args, NULL);
-  napi_delete_reference(env, j->callback_ref);
+  const char *error = status != napi_ok ? "inflate cancelled" : j->err ? strerror(j->err) : NULL;
+  call_back_bytes(env, j->callback_ref, error, j->status, j->count);
   napi_delete_reference(env, j->outs_ref);
   napi_delete_async_work(env, j->work);
   free(j);
