@@ -15,6 +15,17 @@ export interface ByteSource {
   locate?(offset: number, len: number): { fd: number; pos: number } | undefined;
 }
 
+/** Fill `bufs` one after another from `offset` with src.pread; stops at the first short read. */
+export async function preadEach(src: ByteSource, bufs: Buffer[], offset: number): Promise<number> {
+  let done = 0;
+  for (const b of bufs) {
+    const n = await src.pread(b, offset + done);
+    done += n;
+    if (n < b.length) break;
+  }
+  return done;
+}
+
 function readvAt(fd: number, bufs: Buffer[], pos: number): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.readv(fd, bufs, pos, (err, n) => (err ? reject(err) : resolve(n)));
@@ -91,30 +102,9 @@ export class FileSource implements ByteSource {
   /** Scatter read; one readv system call when the range lies in one extent. */
   async preadv(bufs: Buffer[], offset: number): Promise<number> {
     const total = bufs.reduce((s, b) => s + b.length, 0);
-    let phys = offset;
-    if (this.extents) {
-      const i = this.extentIndex(offset);
-      const [start, len] = this.extents[i];
-      const within = offset - this.starts[i];
-      if (within + total > len) {
-        let done = 0;
-        for (const b of bufs) {
-          const n = await this.pread(b, offset + done);
-          done += n;
-          if (n < b.length) break;
-        }
-        return done;
-      }
-      phys = start + within;
-    } else if (offset + total > this.size) {
-      let done = 0;
-      for (const b of bufs) {
-        const n = await this.pread(b, offset + done);
-        done += n;
-        if (n < b.length) break;
-      }
-      return done;
-    }
+    const where = this.locate(offset, total);
+    if (!where) return preadEach(this, bufs, offset); // crosses extents or the end
+    const phys = where.pos;
     let done = await readvAt(this.fd, bufs, phys);
     if (done < total && done > 0) {
       // short read (rare): finish the rest buffer by buffer

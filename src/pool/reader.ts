@@ -16,7 +16,7 @@
 import * as zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import { crc32 } from '../checksum/crc32';
-import { ByteSource } from '../io/source';
+import { ByteSource, preadEach } from '../io/source';
 import { NativeAddon, nativeIfBuilt } from '../native';
 import { BlockInfo, CHECK_REGION, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck, wrapStored } from './format';
 
@@ -524,7 +524,7 @@ export class BlockStore {
       const pos = runPos[r];
       const len = runLen[r];
       const read = bufs.length === 1 ? this.source.pread(bufs[0], pos)
-        : this.source.preadv ? this.source.preadv(bufs, pos) : this.readParts(bufs, pos);
+        : this.source.preadv ? this.source.preadv(bufs, pos) : preadEach(this.source, bufs, pos);
       reads.push(read.then((got) => {
         if (got !== len) throw new BlockCorruptError(`${this.name}: pool read at ${pos} beyond the end of the pool (truncated?)`);
       }));
@@ -534,15 +534,6 @@ export class BlockStore {
     for (const res of settled) if (res.status === 'rejected') throw res.reason;
   }
 
-  private async readParts(bufs: Buffer[], pos: number): Promise<number> {
-    let done = 0;
-    for (const b of bufs) {
-      const got = await this.source.pread(b, pos + done);
-      done += got;
-      if (got < b.length) break;
-    }
-    return done;
-  }
 
   private verifyInflated(id: number, out: Buffer): Buffer {
     if (this.inflatedOk[id]) return out;
