@@ -5,17 +5,9 @@
 
 import { Format, FormatContext } from './context';
 import { rootfsTarGz } from './rootfs-tar';
+import { NS_OVF, NS_RASD, NS_VSSD, NS_XSI, OS_DEBIAN_64, RT_CPU, RT_MEMORY } from './ovf-schema';
 import { xmlEscape } from './xml';
 import { RecipeBuilder } from '../recipe/recipe';
-
-// ---- OVF constants -------------------------------------------------------
-const NS_OVF = 'http://schemas.dmtf.org/ovf/envelope/1';
-const NS_RASD = 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData';
-const NS_VSSD = 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData';
-const NS_XSI = 'http://www.w3.org/2001/XMLSchema-instance';
-const RT_CPU = 3;
-const RT_MEMORY = 4;
-const OS_DEBIAN_64 = 96;
 
 function item(bound: string, id: number, type: number, qty: number, units: string, label: string): string {
   return [

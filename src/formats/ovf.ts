@@ -8,24 +8,15 @@ import * as crypto from 'node:crypto';
 import { Format, FormatContext } from './context';
 import { familyDisk } from './disk/disk';
 import { streamOptimized, VMDK_ADAPTER } from './vmdk';
+import { NS_OVF, NS_RASD, NS_VSSD, NS_XSI, OS_DEBIAN_64, RT_CPU, RT_DISK, RT_ETHERNET, RT_MEMORY, RT_SCSI } from './ovf-schema';
 import { xmlEscape } from './xml';
 import { PieceList, compilePlain } from './pieces';
 import { endOfArchive, tarMemberBytes, tarMemberHeader, tarPad } from './tar';
 import { RecipeBuilder } from '../recipe/recipe';
 
-// ---- OVF constants -------------------------------------------------------------
-const NS_OVF = 'http://schemas.dmtf.org/ovf/envelope/1';
-const NS_RASD = 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData';
-const NS_VSSD = 'http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData';
+// ---- VMware's OVF extensions and this descriptor's fixed values ------------------
 const NS_VMW = 'http://www.vmware.com/schema/ovf';
-const NS_XSI = 'http://www.w3.org/2001/XMLSchema-instance';
 const FORMAT_STREAM = 'http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized';
-const RT_CPU = 3;
-const RT_MEMORY = 4;
-const RT_SCSI = 6;
-const RT_ETHERNET = 10;
-const RT_DISK = 17;
-const OS_DEBIAN_64 = 96;
 const VMW_OS_TYPE = 'debian10_64Guest';
 const VIRTUAL_SYSTEM_TYPE = 'vmx-10';
 const CPUS = 1;
