@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import {
-  buildUniversal, fixture, isMounted, listViews, mount, mountOn, mountState, must, mustUniso, processAlive, run,
+  buildUniversal, extractViews, fixture, isMounted, listViews, mount, mountOn, mountState, must, mustUniso, processAlive, run,
   readAt, runAsync, tempDir, uniso, waitUntil, FIXTURE_NAME, FIXTURE_TEMPLATE,
 } from './lib/fixture';
 import { compareTrees } from './lib/treecmp';
@@ -28,13 +28,7 @@ const fileViews = listing.filter((v) => !v.path.endsWith('/'));
 const sizeOf = new Map(fileViews.map((v) => [v.path, v.size]));
 
 // the oracle: every file view copied out without FUSE
-const extracted = new Map<string, string>();
-for (const v of fileViews) {
-  const out = path.join(dir, 'extract', v.path);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  mustUniso(['extract', uni, v.path, '-o', out]);
-  extracted.set(v.path, out);
-}
+const extracted = extractViews(uni, dir, fileViews);
 const bytesOf = (view: string) => fs.readFileSync(extracted.get(view)!);
 
 const mnt = mount(t, uni);

@@ -17,7 +17,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import {
-  buildUniversal, fixture, isMounted, listViews, mountOn, mountState, mustUniso, processAlive, run, tempDir,
+  buildUniversal, extractViews, fixture, isMounted, listViews, mountOn, mountState, mustUniso, processAlive, run, tempDir,
   UNISO, uniso, waitUntil, FIXTURE_NAME,
 } from './lib/fixture';
 
@@ -26,13 +26,7 @@ const dir = tempDir(t, 'uniso-nfs-');
 const uni = buildUniversal(dir);
 const fileViews = listViews(uni).filter((v) => !v.path.endsWith('/'));
 const sizeOf = new Map(fileViews.map((v) => [v.path, v.size]));
-const extracted = new Map<string, string>();
-for (const v of fileViews) {
-  const out = path.join(dir, 'extract', v.path);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  mustUniso(['extract', uni, v.path, '-o', out]);
-  extracted.set(v.path, out);
-}
+const extracted = extractViews(uni, dir, fileViews);
 const bytesOf = (view: string) => fs.readFileSync(extracted.get(view)!);
 const RAW = `raw/${FIXTURE_NAME}.img`;
 const HUGE = 'rootfs/srv/data/huge-9g.img';

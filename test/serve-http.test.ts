@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { ChildProcess, spawn } from 'node:child_process';
 import {
-  buildUniversal, fixture, listViews, must, mustUniso, processAlive, readAt, run, runAsync, tempDir, UNISO, uniso,
+  buildUniversal, extractViews, fixture, listViews, must, mustUniso, processAlive, readAt, run, runAsync, tempDir, UNISO, uniso,
   waitUntil, FIXTURE_NAME,
 } from './lib/fixture';
 
@@ -32,13 +32,7 @@ const shaOf = new Map(lsJson.map((v) => [v.path, v.sha256]));
 const sizeOf = new Map(fileViews.map((v) => [v.path, v.size]));
 
 // the oracle: every file view copied out with `uniso extract`
-const extracted = new Map<string, string>();
-for (const v of fileViews) {
-  const out = path.join(dir, 'extract', v.path);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  mustUniso(['extract', uni, v.path, '-o', out]);
-  extracted.set(v.path, out);
-}
+const extracted = extractViews(uni, dir, fileViews);
 const bytesOf = (view: string) => fs.readFileSync(extracted.get(view)!);
 const bySize = [...fileViews].sort((a, b) => b.size - a.size);
 const RAW = `raw/${FIXTURE_NAME}.img`;

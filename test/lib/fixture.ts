@@ -200,3 +200,15 @@ export function listViews(image: string): { path: string; size: number }[] {
     return { path: m[2], size: Number(m[1]) };
   });
 }
+
+/** The oracle: every view in `views` copied out with `uniso extract` under DIR/extract/ (view path -> file). */
+export function extractViews(image: string, dir: string, views: { path: string }[]): Map<string, string> {
+  const extracted = new Map<string, string>();
+  for (const v of views) {
+    const out = path.join(dir, 'extract', v.path);
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    mustUniso(['extract', image, v.path, '-o', out]);
+    extracted.set(v.path, out);
+  }
+  return extracted;
+}
