@@ -183,6 +183,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     for (const t of familyTrees.values()) if (t.newestMtimeNs() > newest) newest = t.newestMtimeNs();
     const mtimeSec = newest / 1_000_000_000n;
     const catalogW = catalog;
+    // each distinct recipe is hashed once, on the worker threads, as soon as it exists:
+    // formats asking for a digest (the OVF manifest, the docker layer) and the views share it
+    const shaByRecipe = new Map<Recipe, Promise<string>>();
+    const sha256Of = (r: Recipe): Promise<string> => {
+      let p = shaByRecipe.get(r);
+      if (!p) shaByRecipe.set(r, (p = hashPool!.digest(r)));
+      return p;
+    };
     const ctx: FormatContext = {
       names,
       options: formatOptions,
@@ -192,20 +200,19 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       blocks: pool.blocks,
       gzip: new GzipCompiler(pool.blocks),
       mtimeSec,
-      sha256: (r: Recipe) => hashPool!.digest(r),
+      sha256: sha256Of,
       hash: (r: Recipe, alg: string) => hashPool!.digest(r, alg),
       memo: memoize,
       warn,
     };
 
-    // 3. views; each distinct recipe's checksum starts on the worker threads as soon as it exists
+    // 3. views; each one's checksum starts as soon as its recipe exists
     progress.phase('building views');
     const views: ViewOut[] = [];
-    const shaByRecipe = new Map<Recipe, Promise<string>>();
     for (const f of selected) {
       for (const v of await f.build(ctx)) {
         views.push(v);
-        if (!shaByRecipe.has(v.recipe)) shaByRecipe.set(v.recipe, hashPool.digest(v.recipe));
+        void sha256Of(v.recipe);
       }
     }
 
