@@ -25,6 +25,12 @@ function parseLevel(v: string): number {
   return n;
 }
 
+function parseCacheMb(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 1) throw new UserError(`--cache-mb ${v}: expected a positive number`);
+  return n;
+}
+
 export function main(argv: string[]): void {
   const program = new Command();
   program.name('uniso').description('One universal ISO per appliance: every format synthesized on the fly').version('0.1.0');
@@ -63,11 +69,11 @@ export function main(argv: string[]): void {
     .argument('<mountpoint>', 'existing empty directory')
     .option('-f, --foreground', 'stay in the foreground (default: detach once mounted)')
     .option('--allow-other', 'let other users (and NFS servers) access the mount')
-    .option('--cache-mb <n>', 'size of the block cache in MiB', '48')
+    .option('--cache-mb <n>', 'size of the block cache in MiB', parseCacheMb, 48)
     .option('--nfs <addr:port>', 'also export the mount over NFS v3/v4 (NFS-Ganesha), e.g. 0.0.0.0:2049')
-    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: string; nfs?: string }) => {
+    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: number; nfs?: string }) => {
       const { mountCommand } = await import('./fuse/control');
-      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: Number(o.cacheMb), nfs: o.nfs });
+      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: o.cacheMb, nfs: o.nfs });
     });
 
   program.command('status')
@@ -91,13 +97,11 @@ export function main(argv: string[]): void {
     .description('serve the files of a universal ISO over HTTP (Range, HEAD, indexes); no FUSE needed')
     .argument('<image>', 'universal ISO or extracted directory')
     .requiredOption('--http <addr:port>', 'where to listen, e.g. 0.0.0.0:8080')
-    .option('--cache-mb <n>', 'size of the block cache in MiB', '48')
+    .option('--cache-mb <n>', 'size of the block cache in MiB', parseCacheMb, 48)
     .option('-q, --quiet', 'no log lines')
-    .action(async (image: string, o: { http: string; cacheMb: string; quiet?: boolean }) => {
+    .action(async (image: string, o: { http: string; cacheMb: number; quiet?: boolean }) => {
       const { serve } = await import('./commands/serve');
-      const cacheMb = Number(o.cacheMb);
-      if (!Number.isFinite(cacheMb) || cacheMb < 1) throw new UserError(`--cache-mb ${o.cacheMb}: expected a positive number`);
-      await serve(image, o.http, { cacheMb, quiet: o.quiet });
+      await serve(image, o.http, { cacheMb: o.cacheMb, quiet: o.quiet });
     });
 
   program.command('ls')

@@ -3,16 +3,8 @@
 
 import { openImage } from '../image/open';
 import { HttpServer } from '../serve/http';
-import { UserError } from '../util/errors';
+import { listenError, parseListen } from '../serve/listen';
 
-/** "0.0.0.0:8080", "[::]:8080", "localhost:80" or ":8080". */
-export function parseListen(v: string, option: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v.trim());
-  if (!m) throw new UserError(`${option} ${v}: expected ADDR:PORT, e.g. 0.0.0.0:8080`);
-  const port = Number(m[3]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UserError(`${option} ${v}: bad port`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
 
 export async function serve(image: string, listen: string, opts: { cacheMb: number; quiet?: boolean }): Promise<void> {
   const { host, port } = parseListen(listen, '--http');
@@ -23,11 +15,7 @@ export async function serve(image: string, listen: string, opts: { cacheMb: numb
     await server.listen(host, port);
   } catch (e) {
     img.close();
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new UserError(`${listen}: address already in use`);
-    if (code === 'EACCES') throw new UserError(`${listen}: permission denied (ports below 1024 need root)`);
-    if (code === 'EADDRNOTAVAIL') throw new UserError(`${listen}: address not available on this machine`);
-    throw new UserError(`${listen}: cannot listen (${(e as Error).message})`);
+    throw listenError(listen, e as NodeJS.ErrnoException);
   }
   const where = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
   if (!opts.quiet) log(`serving ${image} on ${where}`);

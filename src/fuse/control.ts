@@ -4,6 +4,7 @@
 // unmount on SIGINT/SIGTERM, and clearing stale mounts with fusermount3.
 
 import * as fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { openImage } from '../image/open';
 import { Daemon } from './daemon';
 import { fileError, UserError } from '../util/errors';
 import { NfsExport, NFS_PSEUDO_PATH as NFS_PATH, checkNfsTools, checkPortFree } from '../serve/nfs';
-import { parseListen } from '../commands/serve';
+import { parseListen } from '../serve/listen';
 
 export interface MountOptions {
   foreground: boolean;
@@ -165,7 +166,6 @@ function daemonArgs(image: string, mnt: string, opts: MountOptions): string[] {
 export async function mountCommand(image: string, mntArg: string, opts: MountOptions): Promise<void> {
   const mnt = canonical(mntArg);
   checkMountpoint(mnt);
-  if (!Number.isFinite(opts.cacheMb) || opts.cacheMb < 1) throw new UserError(`--cache-mb ${opts.cacheMb}: expected a positive number`);
   if (opts.nfs && process.env.UNISO_DAEMON !== '1') {
     // an NFS server reads the mount as other users: allow_other is needed
     opts.allowOther = true;
@@ -246,18 +246,16 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
   raiseKernelReadahead(mnt, log);
   const state: MountState = { pid: process.pid, mountpoint: mnt, image: path.resolve(image), log: logFile ?? '' };
   let nfs: NfsExport | undefined;
-  let nfsWorkDir: string | undefined;
   if (opts.nfs) {
     const { host, port } = parseListen(opts.nfs, '--nfs');
     const workDir = path.join(runDir(), `${path.basename(stateFile(mnt), '.json')}-nfs`);
-    nfsWorkDir = workDir;
     nfs = new NfsExport({ host, port, mountpoint: mnt, workDir, log });
     try {
       await nfs.start();
     } catch (e) {
+      await nfs.stop();
       await daemon.unmount();
       img.close();
-      fs.rmSync(workDir, { recursive: true, force: true });
       report(`error ${mnt}: ${(e as Error).message}`);
       throw e;
     }
@@ -276,10 +274,7 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
     if (stopping) return;
     stopping = true;
     log(`${sig}: unmounting ${mnt}`);
-    if (nfs) {
-      await nfs.stop();
-      if (nfsWorkDir) fs.rmSync(nfsWorkDir, { recursive: true, force: true });
-    }
+    if (nfs) await nfs.stop();
     await daemon.unmount();
     try { fs.unlinkSync(stateFile(mnt)); } catch { /* gone */ }
     if (logFile) {
@@ -300,9 +295,6 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
   setInterval(() => { /* the FUSE thread serves requests */ }, 1 << 30);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 function fusermount(mnt: string, lazy: boolean): { ok: boolean; err: string } {
   for (const tool of ['fusermount3', 'fusermount']) {
@@ -332,28 +324,29 @@ export async function umountCommand(mntArg: string): Promise<void> {
   if (!lazy.ok) throw fileError(mnt, `unmount failed: ${lazy.err || r.err}`);
 }
 
+/** The state files of this user's mounts, by file name. */
+function allStates(): MountState[] {
+  const dir = runDir();
+  return fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort()
+    .map((f) => readStateFile(path.join(dir, f))).filter((st): st is MountState => !!st);
+}
+
+/** Does the state say the NFS export runs, and does its ganesha still run? */
+function nfsRunning(st: MountState): boolean {
+  return !!st.nfs && st.nfs.status === 'running' && !!st.nfs.ganeshaPid && alive(st.nfs.ganeshaPid);
+}
+
 /** The state of a live mount of this user whose NFS export is running, if any. */
 function runningNfsExport(): MountState | undefined {
-  const dir = runDir();
-  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.json'))) {
-    const st = readStateFile(path.join(dir, f));
-    if (st?.nfs && st.nfs.status === 'running' && alive(st.pid) && st.nfs.ganeshaPid && alive(st.nfs.ganeshaPid)) return st;
-  }
-  return undefined;
+  return allStates().find((st) => alive(st.pid) && nfsRunning(st));
 }
 
 /** `uniso status`: the mounts this user's daemons serve, and their NFS exports. */
 export function statusCommand(json: boolean): void {
-  const dir = runDir();
   const rows: (MountState & { alive: boolean; mounted: boolean })[] = [];
-  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.json')).sort()) {
-    const st = readStateFile(path.join(dir, f));
-    if (!st) continue;
-    const isAlive = alive(st.pid);
-    if (st.nfs && st.nfs.status === 'running' && !(st.nfs.ganeshaPid && alive(st.nfs.ganeshaPid))) {
-      st.nfs.status = 'stopped: ganesha is not running';
-    }
-    rows.push({ ...st, alive: isAlive, mounted: !!mountAt(st.mountpoint) });
+  for (const st of allStates()) {
+    if (st.nfs && st.nfs.status === 'running' && !nfsRunning(st)) st.nfs.status = 'stopped: ganesha is not running';
+    rows.push({ ...st, alive: alive(st.pid), mounted: !!mountAt(st.mountpoint) });
   }
   if (json) {
     process.stdout.write(JSON.stringify(rows, null, 2) + '\n');

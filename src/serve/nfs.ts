@@ -7,7 +7,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../util/errors';
+import { listenError } from './listen';
 
 export const NFS_PSEUDO_PATH = '/uniso';
 const GANESHA = 'ganesha.nfsd';
@@ -61,11 +63,7 @@ export function listening(host: string, port: number, timeoutMs = 500): Promise<
 export function checkPortFree(host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
-    srv.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EADDRINUSE') reject(new UserError(`${host}:${port}: address already in use (an NFS server already runs there?)`));
-      else if (e.code === 'EADDRNOTAVAIL') reject(new UserError(`${host}:${port}: address not available on this machine`));
-      else reject(new UserError(`${host}:${port}: cannot listen (${e.message})`));
-    });
+    srv.once('error', (e: NodeJS.ErrnoException) => reject(listenError(`${host}:${port}`, e, ' (an NFS server already runs there?)')));
     srv.listen(port, host, () => srv.close(() => resolve()));
   });
 }
@@ -119,8 +117,9 @@ export class NfsExport {
     fs.mkdirSync(path.join(this.o.workDir, 'recovery'), { recursive: true });
     if (!(await listening('127.0.0.1', RPCBIND_PORT))) {
       this.rpcbind = spawn(which('rpcbind')!, ['-f', '-w'], { stdio: 'ignore' });
-      for (let i = 0; i < 50 && !(await listening('127.0.0.1', RPCBIND_PORT)); i++) await sleep(100);
-      if (!(await listening('127.0.0.1', RPCBIND_PORT))) throw new UserError('rpcbind did not start');
+      let up = false;
+      for (let i = 0; i < 50 && !(up = await listening('127.0.0.1', RPCBIND_PORT)); i++) await sleep(100);
+      if (!up) throw new UserError('rpcbind did not start');
       this.o.log('started rpcbind');
     }
     const conf = path.join(this.o.workDir, 'ganesha.conf');
@@ -133,17 +132,14 @@ export class NfsExport {
       if (!this.stopping) this.onUnexpectedExit?.(exited);
     });
     const deadline = Date.now() + START_TIMEOUT_MS;
-    while (Date.now() < deadline && !exited && !(await listening(this.o.host, this.o.port))) await sleep(200);
-    if (exited || !(await listening(this.o.host, this.o.port))) {
+    let up = false;
+    while (Date.now() < deadline && !exited && !(up = await listening(this.o.host, this.o.port))) await sleep(200);
+    if (exited || !up) {
       const tail = this.tail();
       await this.stop();
       throw new UserError(`NFS export failed: ganesha ${exited ? `exited (${exited})` : 'did not start'}${tail ? `: ${tail}` : ''}`);
     }
     this.o.log(`NFS export of ${this.o.mountpoint} as ${this.o.host}:${this.o.port}:${NFS_PSEUDO_PATH} (v3, v4; read-only)`);
-  }
-
-  get running(): boolean {
-    return !!this.ganesha && this.ganesha.exitCode === null && this.ganesha.signalCode === null;
   }
 
   get ganeshaPid(): number | undefined {
@@ -159,7 +155,7 @@ export class NfsExport {
     }
   }
 
-  /** Stop ganesha (and rpcbind if we started it); never throws. */
+  /** Stop ganesha (and rpcbind if we started it), then remove the work directory; never throws. */
   async stop(): Promise<void> {
     this.stopping = true;
     for (const child of [this.ganesha, this.rpcbind]) {
@@ -168,9 +164,8 @@ export class NfsExport {
       for (let i = 0; i < 100 && child.exitCode === null && child.signalCode === null; i++) await sleep(100);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
+    try {
+      fs.rmSync(this.o.workDir, { recursive: true, force: true });
+    } catch { /* left for the next mount there */ }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
