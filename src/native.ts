@@ -20,15 +20,19 @@ export interface NativeAddon {
 }
 
 let addon: NativeAddon | undefined;
+/** why loading failed, remembered so that callers asking per read do not retry require() */
+let missing: Error | undefined;
 
 export function native(): NativeAddon {
+  if (missing) throw missing;
   if (!addon) {
     const file = path.join(__dirname, '..', 'native', 'build', 'Release', 'uniso_native.node');
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       addon = require(file) as NativeAddon;
     } catch (e) {
-      throw new Error(`uniso's native addon is not built (${file}: ${(e as Error).message}); run "make build"`);
+      missing = new Error(`uniso's native addon is not built (${file}: ${(e as Error).message}); run "make build"`);
+      throw missing;
     }
   }
   return addon;
