@@ -18,7 +18,7 @@ import { LRUCache } from 'lru-cache';
 import { crc32 } from '../checksum/crc32';
 import { ByteSource, preadEach } from '../io/source';
 import { NativeAddon, nativeIfBuilt } from '../native';
-import { BlockInfo, CHECK_REGION, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck, wrapStored } from './format';
+import { BlockInfo, CHECK_REGION, deflateSegmentSize, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck, wrapStored } from './format';
 
 /** Regions checked ahead of a reader moving forward through the pool. */
 const CHECK_AHEAD_REGIONS = 2;
@@ -490,7 +490,7 @@ export class BlockStore {
       this.check(id);
       const i = id - 1;
       const raw = (t.flags[i] & FLAG_RAW) !== 0;
-      const segLen = raw ? t.usize[i] + 5 * Math.max(1, Math.ceil(t.usize[i] / STORED_MAX)) : t.csize[i];
+      const segLen = deflateSegmentSize({ csize: t.csize[i], usize: t.usize[i], flags: t.flags[i] });
       if (within + n > segLen) throw new BlockCorruptError(`${this.name}: block ${id} is shorter than the recipe expects`);
       if (!raw) {
         add(t.offset[i] + within, dst, n);
