@@ -41,6 +41,8 @@ export class RecipeBuilder {
   private offs: number[] = [];
   private readonly literals: Buffer[] = [];
   private readonly literalIndex = new Map<string, number>();
+  /** literals by identity: the same Buffer again (append, slices) is not hashed again */
+  private readonly literalByBuffer = new Map<Buffer, number>();
   size = 0;
 
   private push(kind: SegKind, len: number, arg: number, off: number): void {
@@ -65,13 +67,16 @@ export class RecipeBuilder {
 
   /** Index of `data` among this recipe's literals (identical literals are kept once). */
   private literalIdx(data: Buffer): number {
+    let k = this.literalByBuffer.get(data);
+    if (k !== undefined) return k;
     const key = XXHash128.hash(data).toString('latin1') + data.length;
-    let k = this.literalIndex.get(key);
+    k = this.literalIndex.get(key);
     if (k === undefined) {
       k = this.literals.length;
       this.literals.push(data);
       this.literalIndex.set(key, k);
     }
+    this.literalByBuffer.set(data, k);
     return k;
   }
 
@@ -152,7 +157,16 @@ export function findSegment(r: Recipe, pos: number): number {
   return lo;
 }
 
+/** Serialized recipes by identity: a build serializes each view's recipe for hashing and again for the catalog. */
+const serialized = new WeakMap<Recipe, Buffer>();
+
 export function serializeRecipe(r: Recipe): Buffer {
+  let data = serialized.get(r);
+  if (!data) serialized.set(r, (data = serializeRecipeOnce(r)));
+  return data;
+}
+
+function serializeRecipeOnce(r: Recipe): Buffer {
   const n = r.count;
   const kindsPad = (n + 7) & ~7;
   const head = Buffer.alloc(HEADER + kindsPad + n * 16);
