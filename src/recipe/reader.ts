@@ -56,9 +56,15 @@ export class RecipeReader implements ByteSource {
         this.prefetchedTo = end;
       }
     }
+    const first = findSegment(r, offset);
+    // the blocks to inflate in this range, handed over together: batched thread-pool jobs
+    // (what readahead does ahead of sequential readers) instead of one job per block
+    const raws: number[] = [];
+    for (let k = first; k < r.count && r.starts[k] < end; k++) if ((r.kinds[k] as SegKind) === SegKind.Raw) raws.push(r.args[k]);
+    if (raws.length > 1) this.blocks.prefetchInflated(raws);
     const waits: Promise<void>[] = [];
     const splices = new SpliceList();
-    let i = findSegment(r, offset);
+    let i = first;
     let pos = offset;
     while (pos < end) {
       const segStart = r.starts[i];
