@@ -5,7 +5,7 @@
 
 import { Format } from './context';
 import { familyDisk } from './disk/disk';
-import { GrainCompressor, DEFLATE_FINAL } from './disk/grainstream';
+import { compressedGrains, DEFLATE_FINAL } from './disk/grainstream';
 import { SECTOR } from './disk/diskimage';
 import { RecipeBuilder } from '../recipe/recipe';
 
@@ -49,16 +49,9 @@ export const qcow2: Format = {
   family: 'openstack',
   async build(ctx) {
     const d = familyDisk(ctx, 'openstack');
-    const comp = new GrainCompressor(ctx.blocks);
     // 1. compressed clusters, in order
-    const clusters: { index: number; body: RecipeBuilder; len: number }[] = [];
-    for (const { index, pieces } of d.image.grains()) {
-      if (pieces.length === 0) continue;
-      const body = new RecipeBuilder();
-      comp.body(body, pieces);
-      body.literal(DEFLATE_FINAL); // qemu inflates each cluster to a stream end
-      clusters.push({ index, body, len: body.size });
-    }
+    // each cluster is a grain's deflate body ended by DEFLATE_FINAL: qemu inflates each cluster to a stream end
+    const clusters = compressedGrains(d.image, ctx.blocks).map((g) => ({ index: g.index, body: g.body, len: g.length + DEFLATE_FINAL.length }));
     // 2. metadata layout: header | refcount table | refcount blocks | L1 | L2 tables | data
     const nClusters = d.size / CLUSTER;
     const l1Entries = Math.ceil(nClusters / L2_ENTRIES);
@@ -112,7 +105,10 @@ export const qcow2: Format = {
     rb.literal(rbBuf);
     rb.literal(l1);
     for (const t of l2Needed) rb.literal(l2.get(t)!);
-    for (const c of clusters) rb.append(c.body.build());
+    for (const c of clusters) {
+      rb.append(c.body);
+      rb.literal(DEFLATE_FINAL);
+    }
     rb.zero(fileEnd - at);
     return [{
       path: `openstack/${ctx.names.name}-openstack.qcow2`, recipe: rb.build(), format: 'qcow2',

@@ -6,7 +6,7 @@
 import * as crypto from 'node:crypto';
 import { Format, FormatContext } from './context';
 import { familyDisk, FamilyDisk } from './disk/disk';
-import { GrainCompressor, DEFLATE_FINAL, ZLIB_HEADER } from './disk/grainstream';
+import { compressedGrains, DEFLATE_FINAL, ZLIB_HEADER } from './disk/grainstream';
 import { GRAIN, SECTOR } from './disk/diskimage';
 import { Recipe, RecipeBuilder } from '../recipe/recipe';
 
@@ -109,7 +109,6 @@ export function streamOptimized(ctx: FormatContext, d: FamilyDisk, fileName: str
     sparseHeader(capacity, GD_AT_END).copy(head, 0);
     Buffer.from(descriptor('streamOptimized', `RW ${capacity} SPARSE "${fileName}"`, capacity, d.prep.uuid), 'utf8').copy(head, SECTOR);
     rb.literal(head);
-    const comp = new GrainCompressor(ctx.blocks);
     const nGrains = d.size / GRAIN;
     const nGT = Math.ceil(nGrains / GTES_PER_GT);
     const gd = new Uint32Array(nGT);
@@ -122,8 +121,7 @@ export function streamOptimized(ctx: FormatContext, d: FamilyDisk, fileName: str
       rb.literal(gt);
       gt = undefined;
     };
-    for (const { index, pieces } of d.image.grains()) {
-      if (pieces.length === 0) continue;
+    for (const { index, body, adler, length } of compressedGrains(d.image, ctx.blocks)) {
       const t = Math.floor(index / GTES_PER_GT);
       if (t !== gtIndex) {
         flushGT();
@@ -134,13 +132,9 @@ export function streamOptimized(ctx: FormatContext, d: FamilyDisk, fileName: str
       // grain marker: LBA (sectors) and compressed size; data follows
       const marker = Buffer.alloc(12);
       marker.writeBigUInt64LE(BigInt(index * GRAIN_SECTORS), 0);
-      const sizeSlot = marker; // size filled below, once the body length is known
-      const body = new RecipeBuilder();
-      const { adler, length } = comp.body(body, pieces);
-      const zlen = ZLIB_HEADER.length + length + DEFLATE_FINAL.length + 4;
-      sizeSlot.writeUInt32LE(zlen, 8);
+      marker.writeUInt32LE(ZLIB_HEADER.length + length + DEFLATE_FINAL.length + 4, 8);
       rb.literal(Buffer.concat([marker, ZLIB_HEADER]));
-      rb.append(body.build());
+      rb.append(body);
       const trailer = Buffer.alloc(DEFLATE_FINAL.length + 4);
       DEFLATE_FINAL.copy(trailer, 0);
       trailer.writeUInt32BE(adler >>> 0, DEFLATE_FINAL.length);

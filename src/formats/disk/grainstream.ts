@@ -4,24 +4,48 @@
 // grain's Adler-32 combined from its pieces. VMDK streamOptimized wraps it
 // as zlib, qcow2 stores it as a compressed cluster.
 
-import { RecipeBuilder } from '../../recipe/recipe';
+import { Recipe, RecipeBuilder } from '../../recipe/recipe';
 import { BlockInfo, deflateSegmentSize } from '../../pool/format';
 import { adler32, adler32Combine, adler32Zeros } from '../../checksum/adler32';
 import { deflateSynced } from '../gzip';
-import { DiskPiece, GRAIN } from './diskimage';
+import { DiskImage, DiskPiece, GRAIN } from './diskimage';
 
 /** An empty final stored block: ends a deflate stream (BFINAL). */
 export const DEFLATE_FINAL = Buffer.from([0x03, 0x00]);
 /** zlib stream header: deflate, 32 KiB window, default level, no dictionary. */
 export const ZLIB_HEADER = Buffer.from([0x78, 0x9c]);
 
+/** One grain of a disk as a deflate body (no stream header or end). */
 export interface GrainBody {
-  rb: RecipeBuilder; // the deflate body segments, appended to by the caller's recipe
-  adler: number;
+  index: number; // grain number on the disk
+  body: Recipe; // the deflate body: pool blocks' segments, compressed literals and zero runs
+  adler: number; // Adler-32 of the grain's uncompressed bytes
   length: number; // compressed bytes of the body
 }
 
-export class GrainCompressor {
+const grainBodies = new WeakMap<DiskImage, GrainBody[]>();
+
+/**
+ * The compressed bodies of a disk's non-empty grains, in ascending order;
+ * made once per disk image (the streamOptimized VMDK and the qcow2 share them).
+ */
+export function compressedGrains(image: DiskImage, blocks: BlockInfo[]): GrainBody[] {
+  let out = grainBodies.get(image);
+  if (!out) {
+    const comp = new GrainCompressor(blocks);
+    out = [];
+    for (const { index, pieces } of image.grains()) {
+      if (pieces.length === 0) continue;
+      const rb = new RecipeBuilder();
+      const { adler, length } = comp.body(rb, pieces);
+      out.push({ index, body: rb.build(), adler, length });
+    }
+    grainBodies.set(image, out);
+  }
+  return out;
+}
+
+class GrainCompressor {
   private readonly zeroRuns = new Map<number, Buffer>();
 
   constructor(private readonly blocks: BlockInfo[]) {}
