@@ -35,22 +35,6 @@ export function deflateSegmentSize(b: Pick<BlockInfo, 'csize' | 'usize' | 'flags
   return b.csize;
 }
 
-/** Wrap raw bytes in non-final deflate stored blocks (byte aligned). */
-export function wrapStored(raw: Buffer): Buffer {
-  const n = Math.max(1, Math.ceil(raw.length / STORED_MAX));
-  const out = Buffer.allocUnsafe(raw.length + 5 * n);
-  let o = 0;
-  for (let i = 0; i < n; i++) {
-    const chunk = raw.subarray(i * STORED_MAX, Math.min(raw.length, (i + 1) * STORED_MAX));
-    out[o] = 0; // BFINAL=0, BTYPE=00
-    out.writeUInt16LE(chunk.length, o + 1);
-    out.writeUInt16LE(~chunk.length & 0xffff, o + 3);
-    chunk.copy(out, o + 5);
-    o += 5 + chunk.length;
-  }
-  return out;
-}
-
 /** The check kept for a block's stored bytes: the low 32 bits of their XXH3-64. */
 export function storedCheck(bytes: Buffer): number {
   return XXHash3.hash(bytes).readUInt32BE(4);

@@ -18,7 +18,7 @@ import { LRUCache } from 'lru-cache';
 import { crc32 } from '../checksum/crc32';
 import { ByteSource, preadEach } from '../io/source';
 import { NativeAddon, nativeIfBuilt } from '../native';
-import { BlockInfo, CHECK_REGION, deflateSegmentSize, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck, wrapStored } from './format';
+import { BlockInfo, CHECK_REGION, deflateSegmentSize, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck } from './format';
 
 /** Regions checked ahead of a reader moving forward through the pool. */
 const CHECK_AHEAD_REGIONS = 2;
@@ -143,7 +143,7 @@ export class BlockStore {
       sizeCalculation: retained,
       dispose: (b, key) => {
         // an inflated block's buffer that never left the store: reuse it
-        if ((key & 1) === 1 && key > 0 && b.length === POOL_BLOCK && b.buffer.byteLength === POOL_BLOCK
+        if ((key & 1) === 1 && b.length === POOL_BLOCK && b.buffer.byteLength === POOL_BLOCK
           && this.spare.length < SPARE_BUFFERS && !this.escaped.has(b)) this.spare.push(b);
       },
     });
@@ -446,15 +446,6 @@ export class BlockStore {
     if (out.length === POOL_BLOCK && out.buffer.byteLength === POOL_BLOCK && this.spare.length < SPARE_BUFFERS) this.spare.push(out);
     if (waiting) for (const w of waiting) w.reject(error);
     settle.reject(error);
-  }
-
-  /** The block as a deflate segment: its compressed body, or raw bytes wrapped in stored blocks. */
-  async deflated(id: number): Promise<Buffer> {
-    this.check(id);
-    if (this.table.flags[id - 1] & FLAG_RAW) {
-      return this.cached(-id, async () => wrapStored(await this.stored(id)));
-    }
-    return this.stored(id);
   }
 
   /**
