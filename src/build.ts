@@ -196,7 +196,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       options: formatOptions,
       tree: treeOf,
       treeKey: (fam) => String(treeIds.get(treeOf(fam))),
-      catalog: catalogW,
       blocks: pool.blocks,
       gzip: new GzipCompiler(pool.blocks),
       mtimeSec,

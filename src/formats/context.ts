@@ -1,11 +1,10 @@
 // What a format module gets to build its views, and what it returns. A
-// format reads the variant tree of its family, writes literals and recipes
-// through the catalog writer, and returns views (path + recipe). It never
-// reads or writes files itself.
+// format reads the variant tree of its family and returns views (path +
+// recipe: literals, zero runs and pool blocks). It never reads or writes
+// files itself.
 
 import { Tree } from '../tree';
 import { Recipe } from '../recipe/recipe';
-import { CatalogWriter } from '../catalog/writer';
 import { BlockInfo } from '../pool/format';
 import { GzipCompiler } from './gzip';
 import { ApplianceNames } from './naming';
@@ -35,7 +34,6 @@ export interface FormatContext {
   tree(family: Family): Tree;
   /** A key that is equal for families sharing one tree. */
   treeKey(family: Family): string;
-  catalog: CatalogWriter;
   blocks: BlockInfo[];
   gzip: GzipCompiler;
   /** Fixed timestamp (seconds) for generated members: the tree's newest mtime. */

@@ -23,7 +23,6 @@ const CREATOR_HOST_OS = 0x5769326b; // "Wi2k"
 const VHD_EPOCH = 946684800; // 2000-01-01T00:00:00Z
 const BLOCK_BYTES = 2 << 20;
 const BITMAP_BYTES = SECTOR; // ceil(2 MiB / 512 / 8) rounded to a sector
-const UNUSED = 0xffffffff;
 
 function checksum(b: Buffer, skipAt: number): number {
   let sum = 0;
@@ -86,14 +85,13 @@ export function vhdRecipe(ctx: FormatContext) {
   }
   const batOffset = 3 * SECTOR;
   const batBytes = Math.ceil((entries * 4) / SECTOR) * SECTOR;
-  const bat = Buffer.alloc(batBytes, 0xff);
+  const bat = Buffer.alloc(batBytes, 0xff); // every entry 0xFFFFFFFF (unused) until its block is placed
   let sector = (batOffset + batBytes) / SECTOR;
   const order = [...used].sort((a, b) => a - b);
   for (const b of order) {
     bat.writeUInt32BE(sector, b * 4);
     sector += (BITMAP_BYTES + BLOCK_BYTES) / SECTOR;
   }
-  for (let b = 0; b < entries; b++) if (!used.has(b)) bat.writeUInt32BE(UNUSED, b * 4);
   const uid = crypto.createHash('sha256').update('vhd-uid').update(d.prep.uuid).digest().subarray(0, 16);
   const ts = Math.max(0, Number(ctx.mtimeSec) - VHD_EPOCH);
   const foot = footer(d.size, ts, uid);

@@ -21,7 +21,6 @@ export class BlockAllocator {
   private metaGrainStart = -1;
   private metaGrainUsed = 0;
   private readonly slack: Run[] = []; // per-group metadata slack not yet used
-  usedCount = 0;
 
   constructor(private readonly geo: Geometry) {
     this.used = new Uint32Array(Math.ceil(geo.blocks / 32));
@@ -40,12 +39,7 @@ export class BlockAllocator {
 
   mark(start: number, count: number): void {
     for (let b = start; b < start + count; b++) {
-      const w = b >>> 5;
-      const m = 1 << (b & 31);
-      if (!(this.used[w] & m)) {
-        this.used[w] |= m;
-        this.usedCount++;
-      }
+      this.used[b >>> 5] |= 1 << (b & 31);
     }
   }
 

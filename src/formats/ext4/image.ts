@@ -33,15 +33,11 @@ export interface Ext4Image {
   blocks: number; // file system size in 4 KiB blocks
   literals: Map<number, Buffer>; // fs block -> its 4096 bytes (metadata)
   data: PlacedBlock[]; // sorted by block
-  uuid: Buffer;
-  usedBlocks: number;
-  inodes: number;
 }
 
 export class Ext4Error extends Error {}
 
 const ZERO_BLOCK = Buffer.alloc(C.BLOCK_SIZE);
-const GRAIN_BYTES = C.GRAIN_BLOCKS * C.BLOCK_SIZE;
 
 interface Node {
   ino: number;
@@ -342,7 +338,7 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
       tb = Buffer.alloc(C.BLOCK_SIZE);
       literals.set(block, tb);
     }
-    encodeInode(node, opts).copy(tb, off);
+    encodeInode(node).copy(tb, off);
     if ((node.mode & 0o170000) === C.S_IFDIR) usedDirs[Math.floor((node.ino - 1) / ipg)]++;
   }
 
@@ -394,9 +390,9 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
   // blocks that only ever hold zeros need no literal
   for (const [b, buf] of literals) if (buf.equals(ZERO_BLOCK)) literals.delete(b);
   data.sort((a, b) => a.block - b.block);
-  return { blocks: geo.blocks, literals, data, uuid: opts.uuid, usedBlocks: alloc.usedCount, inodes: nodes.size + C.FIRST_INO - 1 };
+  return { blocks: geo.blocks, literals, data };
 
-  function encodeInode(node: Node, o: Ext4Options): Buffer {
+  function encodeInode(node: Node): Buffer {
     const b = Buffer.alloc(C.INODE_SIZE);
     const t = encodeTime(node.mtimeNs);
     b.writeUInt16LE(node.mode & 0xffff, 0x00);
@@ -429,7 +425,6 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
     b.writeUInt32LE(t.lo, 0x90); // crtime
     b.writeUInt32LE(t.extra, 0x94); // crtime_extra
     if (node.xattrsInInode) writeInInodeXattrs(b, node.xattrsInInode);
-    void o;
     return b;
   }
 
@@ -446,4 +441,3 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
   }
 }
 
-export const EXT4_GRAIN_BYTES = GRAIN_BYTES;

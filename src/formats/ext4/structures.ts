@@ -304,7 +304,7 @@ function writeXattrEntries(out: Buffer, entriesAt: number, valuesEnd: number, of
   for (const x of xs) {
     v -= valueSize(x);
     x.value.copy(out, v);
-    const h = x.value.length ? xattrEntryHash(x.name, x.value) : xattrEntryHash(x.name, Buffer.alloc(0));
+    const h = xattrEntryHash(x.name, x.value);
     out.writeUInt8(x.name.length, e);
     out.writeUInt8(x.index, e + 1);
     out.writeUInt16LE(x.value.length ? v - offsBase : 0, e + 2);
