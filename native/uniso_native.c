@@ -208,29 +208,41 @@ typedef struct {
   int bad_layout;
 } check_job_t;
 
+/* Grow a per-thread scratch buffer to at least `need` bytes; 0 when out of memory. */
+static int grow(uint8_t **buf, size_t *cap, size_t need) {
+  if (*cap >= need) return 1;
+  free(*buf);
+  *buf = malloc(need ? need : 1);
+  *cap = *buf ? need : 0;
+  return *buf != NULL;
+}
+
+/* 1 when all len bytes were read, 0 at end of file (short), -1 on error (errno in *err) */
+static int read_full(int fd, uint8_t *buf, size_t len, int64_t offset, int *err) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, buf + done, len - done, (off_t)(offset + (int64_t)done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return -1;
+    }
+    if (n == 0) return 0;
+    done += (size_t)n;
+  }
+  return 1;
+}
+
 static __thread uint8_t *check_buf;
 static __thread size_t check_cap;
 
 static void run_check(napi_env env, void *data) {
   (void)env;
   check_job_t *j = (check_job_t *)data;
-  if (check_cap < j->length) {
-    free(check_buf);
-    check_buf = malloc(j->length ? j->length : 1);
-    check_cap = check_buf ? j->length : 0;
-    if (!check_buf) { j->err = ENOMEM; return; }
-  }
-  size_t done = 0;
-  while (done < j->length) {
-    ssize_t n = pread(j->fd, check_buf + done, j->length - done, (off_t)(j->offset + (int64_t)done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      j->err = errno;
-      return;
-    }
-    if (n == 0) { j->short_read = 1; return; }
-    done += (size_t)n;
-  }
+  if (!grow(&check_buf, &check_cap, j->length)) { j->err = ENOMEM; return; }
+  int r = read_full(j->fd, check_buf, j->length, j->offset, &j->err);
+  if (r < 0) return;
+  if (r == 0) { j->short_read = 1; return; }
   for (size_t i = 0; i < j->count; i++) {
     double st = j->starts[i];
     if (st < 0 || st + (double)j->sizes[i] > (double)j->length) { j->bad_layout = 1; return; }
@@ -372,22 +384,6 @@ static __thread uint8_t *inflate_in;
 static __thread size_t inflate_in_cap;
 static __thread struct libdeflate_decompressor *inflater;
 
-/* 1 when all len bytes were read, 0 at end of file (short), -1 on error (errno in *err) */
-static int read_full(int fd, uint8_t *buf, size_t len, int64_t offset, int *err) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pread(fd, buf + done, len - done, (off_t)(offset + (int64_t)done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      *err = errno;
-      return -1;
-    }
-    if (n == 0) return 0;
-    done += (size_t)n;
-  }
-  return 1;
-}
-
 static int inflate_one(inflate_job_t *j, size_t k) {
   uint32_t csize = j->meta[4 * k], sxh = j->meta[4 * k + 1], crc = j->meta[4 * k + 2], raw = j->meta[4 * k + 3];
   int64_t offset = (int64_t)j->pos[k];
@@ -401,12 +397,7 @@ static int inflate_one(inflate_job_t *j, size_t k) {
   } else {
     /* room for the stored bytes and a final empty block, which ends the stream for libdeflate */
     size_t need = (size_t)csize + 2;
-    if (inflate_in_cap < need) {
-      free(inflate_in);
-      inflate_in = malloc(need);
-      inflate_in_cap = inflate_in ? need : 0;
-      if (!inflate_in) { j->err = ENOMEM; return -1; }
-    }
+    if (!grow(&inflate_in, &inflate_in_cap, need)) { j->err = ENOMEM; return -1; }
     if (!inflater && !(inflater = libdeflate_alloc_decompressor())) { j->err = ENOMEM; return -1; }
     if ((r = read_full(j->fd, inflate_in, csize, offset, &j->err)) <= 0) return r < 0 ? -1 : BLOCK_SHORT;
     if ((uint32_t)(XXH3_64bits(inflate_in, csize) & 0xffffffffu) != sxh) return BLOCK_STORED_BAD;
