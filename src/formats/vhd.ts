@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import { Format, FormatContext } from './context';
 import { familyDisk } from './disk/disk';
 import { SECTOR } from './disk/diskimage';
-import { RecipeBuilder, sliceRecipe } from '../recipe/recipe';
+import { RecipeBuilder } from '../recipe/recipe';
 
 // ---- VHD structures (big-endian) -------------------------------------------------
 const FOOTER_COOKIE = 'conectix';
@@ -102,7 +102,7 @@ export function vhdRecipe(ctx: FormatContext) {
   const bitmap = Buffer.alloc(BITMAP_BYTES, 0xff);
   for (const b of order) {
     rb.literal(bitmap);
-    rb.append(sliceRecipe(d.raw, b * BLOCK_BYTES, Math.min(d.size, (b + 1) * BLOCK_BYTES)));
+    rb.appendRange(d.raw, b * BLOCK_BYTES, Math.min(d.size, (b + 1) * BLOCK_BYTES));
     if ((b + 1) * BLOCK_BYTES > d.size) rb.zero((b + 1) * BLOCK_BYTES - d.size);
   }
   rb.literal(foot);

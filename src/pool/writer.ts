@@ -156,8 +156,7 @@ export class PoolWriter {
 
   /** Wait for every block to be compressed and written; close the file. */
   async finish(): Promise<number> {
-    while (this.inFlight.size) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure;
+    await this.settle();
     if (this.nextWrite !== this.blocks.length + 1) throw new Error('pool writer: blocks left unwritten');
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);

@@ -97,12 +97,24 @@ export class RecipeBuilder {
 
   /** Append every segment of another recipe. */
   append(r: Recipe): void {
-    for (let i = 0; i < r.count; i++) {
-      const len = segmentLength(r, i);
+    this.appendRange(r, 0, r.size);
+  }
+
+  /** Append bytes [from, to) of another recipe (a deflate segment cannot be cut). */
+  appendRange(r: Recipe, from: number, to: number): void {
+    if (from >= to) return;
+    for (let i = findSegment(r, from); i < r.count && r.starts[i] < to; i++) {
+      const s = Math.max(from, r.starts[i]);
+      const e = Math.min(to, r.starts[i] + segmentLength(r, i));
+      const within = s - r.starts[i];
       switch (r.kinds[i] as SegKind) {
-        case SegKind.Zero: this.zero(len); break;
-        case SegKind.Literal: this.literal(r.literals[r.args[i]], r.offs[i], len); break;
-        default: this.push(r.kinds[i] as SegKind, len, r.args[i], r.offs[i]);
+        case SegKind.Zero: this.zero(e - s); break;
+        case SegKind.Literal: this.literal(r.literals[r.args[i]], r.offs[i] + within, e - s); break;
+        case SegKind.Raw: this.raw(r.args[i], r.offs[i] + within, e - s); break;
+        case SegKind.Deflate:
+          if (within !== 0 || e - s !== segmentLength(r, i)) throw new Error('cannot cut a deflate segment');
+          this.deflate(r.args[i], e - s);
+          break;
       }
     }
   }
@@ -118,27 +130,6 @@ export class RecipeBuilder {
       literals: [...this.literals],
     };
   }
-}
-
-/** The bytes [from, to) of a recipe as a recipe of their own. */
-export function sliceRecipe(r: Recipe, from: number, to: number): Recipe {
-  const rb = new RecipeBuilder();
-  if (from >= to) return rb.build();
-  for (let i = findSegment(r, from); i < r.count && r.starts[i] < to; i++) {
-    const s = Math.max(from, r.starts[i]);
-    const e = Math.min(to, r.starts[i] + segmentLength(r, i));
-    const within = s - r.starts[i];
-    switch (r.kinds[i] as SegKind) {
-      case SegKind.Zero: rb.zero(e - s); break;
-      case SegKind.Literal: rb.literal(r.literals[r.args[i]], r.offs[i] + within, e - s); break;
-      case SegKind.Raw: rb.raw(r.args[i], r.offs[i] + within, e - s); break;
-      case SegKind.Deflate:
-        if (within !== 0 || e - s !== segmentLength(r, i)) throw new Error('cannot cut a deflate segment');
-        rb.deflate(r.args[i], e - s);
-        break;
-    }
-  }
-  return rb.build();
 }
 
 export function segmentLength(r: Recipe, i: number): number {
