@@ -339,6 +339,29 @@ t.test('catalog corrupted after the build', async (t) => {
   t.notOk(fs.existsSync(stateFileOf(mnt)), 'no state file left');
 });
 
+t.test('the temporary copy of the catalog: left nowhere, and a clear error when it cannot be made', async (t) => {
+  // commands open the catalog of an ISO from a copy in TMPDIR, deleted as soon as it is open
+  const tmp = tempDir(t, 'uniso-tmpdir-');
+  const env = { ...process.env, TMPDIR: tmp };
+  const ls = uniso(['ls', good], { env });
+  t.equal(ls.code, 0, 'ls works with the copy');
+  t.match(ls.stdout, PROXMOX, 'and lists the views');
+  const out = outDir();
+  t.equal(uniso(['extract', good, 'README.txt', '-o', path.join(out, 'README.txt')], { env }).code, 0, 'extract works');
+  t.same(fs.readdirSync(tmp), [], 'nothing left in TMPDIR');
+  // a catalog damaged inside the ISO is found while it is copied: still nothing left
+  const dir = outDir();
+  const iso = path.join(dir, 'catalog-damaged.iso');
+  fs.copyFileSync(good, iso);
+  const cat = isoExtent(iso, '/uniso/catalog.sqlite');
+  flipByte(iso, cat.offset + 100);
+  oneLineError(t, uniso(['ls', iso], { env }), iso, /catalog is damaged/, 'damaged catalog');
+  t.same(fs.readdirSync(tmp), [], 'nothing left in TMPDIR after the error');
+  const missing = path.join(tmp, 'no-such-dir');
+  oneLineError(t, uniso(['ls', good], { env: { ...process.env, TMPDIR: missing } }), missing, /cannot make a temporary copy of the catalog/,
+    'TMPDIR missing');
+});
+
 t.test('pool corrupted after the build', async (t) => {
   const dir = outDir();
   const iso = path.join(dir, 'pool-damaged.iso');

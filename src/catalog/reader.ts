@@ -1,6 +1,7 @@
-// Catalog reader (mount, extract, serve, verify): opens a catalog held in
-// memory (read from the universal ISO), checks its schema version, and
-// answers the queries the daemon and commands need.
+// Catalog reader (mount, extract, serve, verify): opens a catalog (a SQLite
+// file, read a page at a time through a small page cache, or bytes held in
+// memory), checks its schema version, and answers the queries the daemon
+// and commands need.
 
 import Database from 'better-sqlite3';
 import { SCHEMA_VERSION } from './schema';
@@ -9,6 +10,9 @@ import { deserializeRecipe, Recipe } from '../recipe/recipe';
 import { BlockTable } from '../pool/reader';
 import { fileError } from '../util/errors';
 import type { EntryType, Xattr } from '../tree';
+
+/** SQLite's page cache for a catalog read from a file (KiB): recipes are cached as parsed objects. */
+const PAGE_CACHE_KIB = 2048;
 
 export interface ViewRow {
   path: string;
@@ -50,10 +54,12 @@ export class Catalog {
   private readonly stChildren: Database.Statement;
   private readonly stContent: Database.Statement;
 
-  constructor(data: Buffer, readonly name: string) {
+  /** `source`: the catalog's file, or its bytes. `name` names it in errors. */
+  constructor(source: string | Buffer, readonly name: string) {
     try {
-      this.db = new Database(data, { readonly: true });
+      this.db = new Database(source, { readonly: true, fileMustExist: true });
       this.db.pragma('query_only = ON');
+      this.db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     } catch (e) {
       throw fileError(name, `catalog is not a valid SQLite database (${(e as Error).message})`);
     }

@@ -1,12 +1,14 @@
 // Opens a universal image for reading: a universal ISO (files located with
 // the ISO 9660 reader, read in place) or a directory holding its extracted
 // contents (DIR/uniso/...). Checks the manifest and the catalog checksum,
-// loads the catalog into memory and sets up the pool's block store.
+// opens the catalog (from a temporary copy, deleted at once, when it lies
+// inside an ISO) and sets up the pool's block store.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { ByteSource, FileSource, readAllBytes } from '../io/source';
+import { ByteSource, FileSource, preadFully, readAllBytes } from '../io/source';
 import { IsoImage, looksLikeIso } from '../iso/iso9660';
 import { Catalog } from '../catalog/reader';
 import { BlockStore } from '../pool/reader';
@@ -41,6 +43,60 @@ function parseManifest(data: Buffer, where: string): Manifest {
   return m;
 }
 
+/** Bytes read at a time when checking and copying the catalog. */
+const CATALOG_CHUNK = 1 << 20;
+
+/** SHA-256 (hex) of `src`, read a chunk at a time; each chunk is also written to `copyFd` when given. */
+async function catalogDigest(src: ByteSource, image: string, copy?: { fd: number; file: string }): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  const buf = Buffer.allocUnsafe(Math.min(CATALOG_CHUNK, Math.max(1, src.size)));
+  for (let pos = 0; pos < src.size; pos += buf.length) {
+    const chunk = buf.subarray(0, Math.min(buf.length, src.size - pos));
+    await preadFully(src, chunk, pos, `${image}: catalog`);
+    hash.update(chunk);
+    if (copy) {
+      try {
+        fs.writeSync(copy.fd, chunk);
+      } catch (e) {
+        throw fileError(copy.file, `cannot write a temporary copy of the catalog of ${image} (${describeErrno(e)})`);
+      }
+    }
+  }
+  return hash.digest('hex');
+}
+
+/**
+ * Check the catalog against the manifest's SHA-256 and open it. A catalog
+ * inside an ISO is opened from a temporary copy, deleted at once (the open
+ * file stays readable): SQLite then reads its pages on demand instead of
+ * the daemon holding the whole catalog in memory.
+ */
+async function openCatalog(src: ByteSource, file: string | undefined, sha256: string, image: string): Promise<Catalog> {
+  const damaged = () => fileError(image, 'catalog is damaged (SHA-256 does not match the manifest)');
+  if (file) {
+    if ((await catalogDigest(src, image)) !== sha256) throw damaged();
+    return new Catalog(file, image);
+  }
+  let dir: string;
+  try {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uniso-catalog-'));
+  } catch (e) {
+    throw fileError(os.tmpdir(), `cannot make a temporary copy of the catalog of ${image} (${describeErrno(e)})`);
+  }
+  try {
+    const copy = path.join(dir, CATALOG_NAME);
+    const fd = fs.openSync(copy, 'wx', 0o600);
+    try {
+      if ((await catalogDigest(src, image, { fd, file: copy })) !== sha256) throw damaged();
+    } finally {
+      fs.closeSync(fd);
+    }
+    return new Catalog(copy, image);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function openImage(p: string, opts: OpenOptions = {}): Promise<OpenImage> {
   let st: fs.Stats;
   try {
@@ -51,6 +107,7 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
   let manifestBytes: Buffer;
   let catalogSrc: ByteSource;
   let pool: ByteSource;
+  let catalogFile: string | undefined; // the catalog as a file of its own (an extracted image)
   const closers: (() => void)[] = [];
   try {
     if (st.isDirectory()) {
@@ -68,6 +125,7 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
         }
       };
       catalogSrc = open(CATALOG_NAME);
+      catalogFile = path.join(dir, CATALOG_NAME);
       pool = open(POOL_NAME);
     } else {
       const src = FileSource.open(p);
@@ -87,14 +145,10 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
     if (catalogSrc.size !== manifest.catalog.size) {
       throw fileError(p, `catalog is damaged (${catalogSrc.size} bytes, manifest says ${manifest.catalog.size})`);
     }
-    const catBytes = await readAllBytes(catalogSrc, p);
-    if (crypto.createHash('sha256').update(catBytes).digest('hex') !== manifest.catalog.sha256) {
-      throw fileError(p, 'catalog is damaged (SHA-256 does not match the manifest)');
-    }
     if (pool.size < manifest.pool.size) {
       throw fileError(p, `pool is truncated (${pool.size} bytes, manifest says ${manifest.pool.size})`);
     }
-    const catalog = new Catalog(catBytes, p);
+    const catalog = await openCatalog(catalogSrc, catalogFile, manifest.catalog.sha256, p);
     closers.push(() => catalog.close());
     const blocks = new BlockStore(pool, catalog.blockTable(manifest.pool.size), { name: `${p}: pool`, cacheBytes: opts.cacheBytes });
     return {
