@@ -219,17 +219,30 @@ export class HttpServer {
     });
   }
 
-  /** Stream [from, to) of `src`; false when the client went away. */
+  /**
+   * Stream [from, to) of `src`; false when the client went away. The next
+   * chunk is read while the current one is written (two chunks per client
+   * at most).
+   */
   private async stream(res: http.ServerResponse, src: ByteSource, from: number, to: number): Promise<boolean> {
-    let pos = from;
-    while (pos < to) {
-      if (res.destroyed) return false;
-      const n = Math.min(CHUNK, to - pos);
-      const buf = Buffer.allocUnsafe(n);
-      const got = await src.pread(buf, pos);
-      if (got !== n) throw new Error(`short read at ${pos}`);
-      if (!(await this.write(res, buf))) return false;
-      pos += n;
+    const read = (pos: number): Promise<Buffer> => {
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, to - pos));
+      const p = src.pread(buf, pos).then((got) => {
+        if (got !== buf.length) throw new Error(`short read at ${pos}`);
+        return buf;
+      });
+      p.catch(() => { /* awaited below; a failure while the previous chunk is written is not unhandled */ });
+      return p;
+    };
+    let next: Promise<Buffer> | undefined = read(from);
+    for (let pos = from; next;) {
+      const buf: Buffer = await next;
+      pos += buf.length;
+      next = pos < to && !res.destroyed ? read(pos) : undefined;
+      if (res.destroyed || !(await this.write(res, buf))) {
+        await next?.catch(() => { /* the client is gone: nothing to report */ });
+        return false;
+      }
     }
     return true;
   }
