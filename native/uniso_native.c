@@ -8,11 +8,12 @@
  * codec numbers follow the squashfs superblock: 2 lzma, 3 lzo, 4 xz,
  * 5 lz4, 6 zstd. The output is at most outSize bytes; a stream that does
  * not decode, or decodes to more than outSize bytes, is an error.
- * Also seekData() (SEEK_DATA / SEEK_HOLE), which Node's fs lacks, and
- * checkBlocks(), which reads a range of a file and checks the blocks in it
- * on the thread pool, so verifying pool blocks costs the event loop nothing,
- * and inflateBlocks(), which reads, checks and inflates pool blocks on the
- * thread pool (libdeflate), the read path of every inflating view.
+ * Also seekData() (SEEK_DATA / SEEK_HOLE), which Node's fs lacks;
+ * inflateBlocks(), which reads, checks and inflates pool blocks on the
+ * thread pool (libdeflate), the read path of every inflating view;
+ * readCached(), a read that takes only what the page cache already holds;
+ * and willNeed(), which has the kernel start reading a range into the page
+ * cache from a thread-pool thread.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -25,6 +26,8 @@
 #include <string.h>
 #include <errno.h>
 #include <unistd.h>
+#include <sys/uio.h>
+#include <fcntl.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -185,29 +188,6 @@ static napi_value seek_data(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/*
- * checkBlocks(fd, offset, length, starts, sizes, expected, callback(err, ok)):
- * pread `length` bytes at `offset` on the thread pool, then check each block
- * i (bytes [starts[i], starts[i] + sizes[i]) of that range, Float64Array /
- * Uint32Array) against expected[i], the low 32 bits of its XXH3-64. ok is a
- * Uint8Array: 1 where the block matches. A short read is an error.
- */
-typedef struct {
-  napi_async_work work;
-  napi_ref callback_ref;
-  int fd;
-  int64_t offset;
-  size_t length;
-  size_t count;
-  double *starts;
-  uint32_t *sizes;
-  uint32_t *expected;
-  uint8_t *ok;
-  int err;
-  int short_read;
-  int bad_layout;
-} check_job_t;
-
 /* Grow a per-thread scratch buffer to at least `need` bytes; 0 when out of memory. */
 static int grow(uint8_t **buf, size_t *cap, size_t need) {
   if (*cap >= need) return 1;
@@ -231,32 +211,6 @@ static int read_full(int fd, uint8_t *buf, size_t len, int64_t offset, int *err)
     done += (size_t)n;
   }
   return 1;
-}
-
-static __thread uint8_t *check_buf;
-static __thread size_t check_cap;
-
-static void run_check(napi_env env, void *data) {
-  (void)env;
-  check_job_t *j = (check_job_t *)data;
-  if (!grow(&check_buf, &check_cap, j->length)) { j->err = ENOMEM; return; }
-  int r = read_full(j->fd, check_buf, j->length, j->offset, &j->err);
-  if (r < 0) return;
-  if (r == 0) { j->short_read = 1; return; }
-  for (size_t i = 0; i < j->count; i++) {
-    double st = j->starts[i];
-    if (st < 0 || st + (double)j->sizes[i] > (double)j->length) { j->bad_layout = 1; return; }
-    uint64_t h = XXH3_64bits(check_buf + (size_t)st, j->sizes[i]);
-    j->ok[i] = (uint32_t)(h & 0xffffffffu) == j->expected[i];
-  }
-}
-
-static void free_check(check_job_t *j) {
-  free(j->starts);
-  free(j->sizes);
-  free(j->expected);
-  free(j->ok);
-  free(j);
 }
 
 /*
@@ -283,71 +237,6 @@ static void call_back_bytes(napi_env env, napi_ref callback_ref, const char *err
   }
   napi_call_function(env, global, cb, 2, args, NULL);
   napi_delete_reference(env, callback_ref);
-}
-
-static void finish_check(napi_env env, napi_status status, void *data) {
-  check_job_t *j = (check_job_t *)data;
-  const char *error = status != napi_ok ? "check cancelled" : j->short_read ? "short read"
-    : j->bad_layout ? "block outside the range" : j->err ? strerror(j->err) : NULL;
-  call_back_bytes(env, j->callback_ref, error, j->ok, j->count);
-  napi_delete_async_work(env, j->work);
-  free_check(j);
-}
-
-static int typed_copy(napi_env env, napi_value v, napi_typedarray_type want, size_t count, void **out, size_t elem) {
-  bool is;
-  napi_typedarray_type type;
-  size_t len;
-  void *data;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return 0;
-  if (napi_get_typedarray_info(env, v, &type, &len, &data, NULL, NULL) != napi_ok || type != want || len != count) return 0;
-  *out = malloc(count * elem + 1);
-  if (!*out) return 0;
-  memcpy(*out, data, count * elem);
-  return 1;
-}
-
-static napi_value check_blocks(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd;
-  int64_t offset, length;
-  uint32_t count;
-  napi_valuetype cbt;
-  bool is;
-  napi_typedarray_type type;
-  size_t n;
-  if (argc < 7 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_int64(env, argv[1], &offset) != napi_ok || offset < 0 ||
-      napi_get_value_int64(env, argv[2], &length) != napi_ok || length < 0 || length > (64 << 20) ||
-      napi_is_typedarray(env, argv[3], &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, argv[3], &type, &n, NULL, NULL, NULL) != napi_ok ||
-      napi_typeof(env, argv[6], &cbt) != napi_ok || cbt != napi_function) {
-    napi_throw_type_error(env, NULL, "checkBlocks(fd, offset, length, starts, sizes, expected, callback): bad arguments");
-    return NULL;
-  }
-  count = (uint32_t)n;
-  check_job_t *j = calloc(1, sizeof *j);
-  if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
-  if (!typed_copy(env, argv[3], napi_float64_array, count, (void **)&j->starts, sizeof(double)) ||
-      !typed_copy(env, argv[4], napi_uint32_array, count, (void **)&j->sizes, sizeof(uint32_t)) ||
-      !typed_copy(env, argv[5], napi_uint32_array, count, (void **)&j->expected, sizeof(uint32_t)) ||
-      !(j->ok = calloc(count + 1, 1))) {
-    free_check(j);
-    napi_throw_type_error(env, NULL, "checkBlocks: starts must be a Float64Array, sizes and expected Uint32Arrays of one length");
-    return NULL;
-  }
-  j->fd = fd;
-  j->offset = offset;
-  j->length = (size_t)length;
-  j->count = count;
-  napi_create_reference(env, argv[6], 1, &j->callback_ref);
-  napi_value name;
-  napi_create_string_utf8(env, "uniso:checkBlocks", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, run_check, finish_check, j, &j->work);
-  napi_queue_async_work(env, j->work);
-  return NULL;
 }
 
 /*
@@ -478,16 +367,117 @@ static napi_value inflate_blocks(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * readCached(fd, buffers, offset) -> bytes read into `buffers` (one after
+ * another) at `offset`, taking only what the page cache holds right now:
+ * preadv2 with RWF_NOWAIT, on the calling thread, never waiting for the
+ * disk (the kernel still starts its readahead). 0 when the first byte is
+ * not cached (EAGAIN) or the kernel or file system cannot read without
+ * waiting (EOPNOTSUPP, ENOSYS): the caller then reads on the thread pool.
+ * Other errors throw.
+ */
+#define READ_CACHED_MAX_BUFS 64
+static napi_value read_cached(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  int64_t off;
+  uint32_t n;
+  bool is;
+  struct iovec iov[READ_CACHED_MAX_BUFS];
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_is_array(env, argv[1], &is) != napi_ok || !is || napi_get_array_length(env, argv[1], &n) != napi_ok ||
+      n == 0 || n > READ_CACHED_MAX_BUFS || napi_get_value_int64(env, argv[2], &off) != napi_ok || off < 0) {
+    napi_throw_type_error(env, NULL, "readCached(fd, buffers (1 to 64), offset)");
+    return NULL;
+  }
+  for (uint32_t k = 0; k < n; k++) {
+    napi_value b;
+    bool is_buf;
+    if (napi_get_element(env, argv[1], k, &b) != napi_ok || napi_is_buffer(env, b, &is_buf) != napi_ok || !is_buf ||
+        napi_get_buffer_info(env, b, &iov[k].iov_base, &iov[k].iov_len) != napi_ok) {
+      napi_throw_type_error(env, NULL, "readCached(fd, buffers (1 to 64), offset)");
+      return NULL;
+    }
+  }
+  ssize_t r;
+  do r = preadv2(fd, iov, (int)n, (off_t)off, RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno != EAGAIN && errno != EOPNOTSUPP && errno != ENOSYS) {
+      napi_throw_error(env, NULL, strerror(errno));
+      return NULL;
+    }
+    r = 0;
+  }
+  napi_value out;
+  napi_create_int64(env, (int64_t)r, &out);
+  return out;
+}
+
+/*
+ * willNeed(fd, offset, length): posix_fadvise(POSIX_FADV_WILLNEED) on the
+ * thread pool. The kernel allocates the pages and starts reading them on
+ * that thread, not the caller's, so a reader that takes what is cached with
+ * readCached() finds it there without doing the readahead work itself.
+ * Advice only: nothing is reported back.
+ */
+typedef struct {
+  napi_async_work work;
+  int fd;
+  int64_t offset;
+  int64_t length;
+} advise_job_t;
+
+static void run_advise(napi_env env, void *data) {
+  (void)env;
+  advise_job_t *j = (advise_job_t *)data;
+  (void)posix_fadvise(j->fd, (off_t)j->offset, (off_t)j->length, POSIX_FADV_WILLNEED);
+}
+
+static void finish_advise(napi_env env, napi_status status, void *data) {
+  (void)status;
+  advise_job_t *j = (advise_job_t *)data;
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value will_need(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  int64_t off, len;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &off) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &len) != napi_ok || fd < 0 || off < 0 || len <= 0) {
+    napi_throw_type_error(env, NULL, "willNeed(fd, offset, length)");
+    return NULL;
+  }
+  advise_job_t *j = calloc(1, sizeof *j);
+  if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  j->fd = fd;
+  j->offset = off;
+  j->length = len;
+  napi_value name;
+  napi_create_string_utf8(env, "uniso:willNeed", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, run_advise, finish_advise, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "decompress", NAPI_AUTO_LENGTH, decompress, NULL, &fn);
   napi_set_named_property(env, exports, "decompress", fn);
   napi_create_function(env, "seekData", NAPI_AUTO_LENGTH, seek_data, NULL, &fn);
   napi_set_named_property(env, exports, "seekData", fn);
-  napi_create_function(env, "checkBlocks", NAPI_AUTO_LENGTH, check_blocks, NULL, &fn);
-  napi_set_named_property(env, exports, "checkBlocks", fn);
   napi_create_function(env, "inflateBlocks", NAPI_AUTO_LENGTH, inflate_blocks, NULL, &fn);
   napi_set_named_property(env, exports, "inflateBlocks", fn);
+  napi_create_function(env, "readCached", NAPI_AUTO_LENGTH, read_cached, NULL, &fn);
+  napi_set_named_property(env, exports, "readCached", fn);
+  napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, will_need, NULL, &fn);
+  napi_set_named_property(env, exports, "willNeed", fn);
   return exports;
 }
 

@@ -1,14 +1,13 @@
 // Loader for uniso's native addon (native/uniso_native.c): squashfs
-// decompressors that Node's zlib lacks, SEEK_DATA/SEEK_HOLE, and checking
-// pool blocks and inflating them (libdeflate) on the thread pool.
+// decompressors that Node's zlib lacks, SEEK_DATA/SEEK_HOLE, checking and
+// inflating pool blocks (libdeflate) on the thread pool, and page-cache
+// reads and readahead advice for the pool file.
 
 import * as path from 'node:path';
 
 export interface NativeAddon {
   decompress(codec: number, input: Buffer, outSize: number, cb: (err: Error | null, out?: Buffer) => void): void;
   seekData(fd: number, offset: number, hole: boolean): number;
-  checkBlocks(fd: number, offset: number, length: number, starts: Float64Array, sizes: Uint32Array, expected: Uint32Array,
-    cb: (err: Error | null, ok?: Uint8Array) => void): void;
   /**
    * Read, check and inflate pool blocks into `outs` on the thread pool, one
    * job (pos[k]: pool offset; meta[4k..4k+3]: stored size, stored XXH3 low
@@ -17,6 +16,13 @@ export interface NativeAddon {
    */
   inflateBlocks(fd: number, pos: Float64Array, meta: Uint32Array, outs: Buffer[],
     cb: (err: Error | null, status?: Uint8Array) => void): void;
+  /**
+   * preadv2(RWF_NOWAIT) into `bufs` at `offset` on this thread: only bytes
+   * the page cache holds; 0 when none (or the file cannot be read so).
+   */
+  readCached(fd: number, bufs: Buffer[], offset: number): number;
+  /** posix_fadvise(WILLNEED) on the thread pool: the kernel starts reading the range into the page cache. */
+  willNeed(fd: number, offset: number, length: number): void;
 }
 
 let addon: NativeAddon | undefined;

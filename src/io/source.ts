@@ -4,6 +4,7 @@
 // extract, serve, verify) reads through the same code.
 
 import * as fs from 'node:fs';
+import { nativeIfBuilt } from '../native';
 
 export interface ByteSource {
   readonly size: number;
@@ -11,9 +12,20 @@ export interface ByteSource {
   pread(buf: Buffer, offset: number): Promise<number>;
   /** Optional scatter read: consecutive bytes at `offset` into `bufs` in turn; returns the total count. */
   preadv?(bufs: Buffer[], offset: number): Promise<number>;
+  /**
+   * Optional: read into `bufs` (one after another) at `offset` only what
+   * can be read at once without waiting for the disk (page-cached bytes);
+   * returns the count, 0 when nothing can be. Synchronous.
+   */
+  preadCached?(bufs: Buffer[], offset: number): number;
+  /** Optional: have [offset, offset + len) read into the page cache in the background (advice). */
+  willNeed?(offset: number, len: number): void;
   /** Optional: the file descriptor and position holding [offset, offset+len), if contiguous in one file. */
   locate?(offset: number, len: number): { fd: number; pos: number } | undefined;
 }
+
+/** Most buffers one preadCached() call takes (the addon's limit). */
+const READ_CACHED_MAX_BUFS = 64;
 
 /** Fill `bufs` one after another from `offset` with src.pread; stops at the first short read. */
 export async function preadEach(src: ByteSource, bufs: Buffer[], offset: number): Promise<number> {
@@ -97,6 +109,19 @@ export class FileSource implements ByteSource {
     const [start, elen] = this.extents[i];
     const within = offset - this.starts[i];
     return within + len <= elen ? { fd: this.fd, pos: start + within } : undefined;
+  }
+
+  preadCached(bufs: Buffer[], offset: number): number {
+    const addon = nativeIfBuilt();
+    if (!addon || bufs.length > READ_CACHED_MAX_BUFS) return 0;
+    const where = this.locate(offset, bufs.reduce((s, b) => s + b.length, 0));
+    return where ? addon.readCached(this.fd, bufs, where.pos) : 0;
+  }
+
+  willNeed(offset: number, len: number): void {
+    const addon = nativeIfBuilt();
+    const where = addon && len > 0 ? this.locate(offset, len) : undefined;
+    if (where) addon!.willNeed(this.fd, where.pos, len);
   }
 
   /** Scatter read; one readv system call when the range lies in one extent. */

@@ -6,12 +6,6 @@ import { XXHash3 } from 'xxhash-addon';
 
 export const POOL_BLOCK = 65536;
 
-/**
- * Readers verify stored blocks a region of the pool at a time: the first
- * read touching a region reads it once and checks every block in it.
- */
-export const CHECK_REGION = 1 << 20;
-
 /** Block flag: the pool holds the block's raw bytes (deflate did not shrink it). */
 export const FLAG_RAW = 1;
 
@@ -38,4 +32,16 @@ export function deflateSegmentSize(b: Pick<BlockInfo, 'csize' | 'usize' | 'flags
 /** The check kept for a block's stored bytes: the low 32 bits of their XXH3-64. */
 export function storedCheck(bytes: Buffer): number {
   return XXHash3.hash(bytes).readUInt32BE(4);
+}
+
+/** One streaming hasher, reset for each use (seed 0: the same hash as XXHash3.hash). */
+let streaming: XXHash3 | undefined;
+
+/** storedCheck of the bytes of `pieces` one after another. */
+export function storedCheckOf(pieces: Buffer[]): number {
+  if (pieces.length === 1) return storedCheck(pieces[0]);
+  const h = (streaming ??= new XXHash3(Buffer.alloc(8)));
+  h.reset();
+  for (const p of pieces) h.update(p);
+  return h.digest().readUInt32BE(4);
 }

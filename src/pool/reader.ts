@@ -1,29 +1,31 @@
 // Pool reader. Spliced (deflate) segments are read straight from the pool
-// file into the caller's buffer, contiguous pool bytes in one scatter read.
-// Inflated blocks come from an LRU (lru-cache, capped in retained bytes)
-// with in-flight de-duplication; inflation runs on the libuv thread pool
-// (the native addon's libdeflate: read, check and inflate in one job;
-// node's zlib when the addon is missing), so concurrent readers use both
-// cores.
+// file into the caller's buffer, contiguous pool bytes in one scatter read:
+// what the page cache holds at once on the event loop's thread (the pool
+// bytes ahead of a sequential reader are asked of the kernel in the
+// background, see prefetchStored), the rest on the thread pool. Inflated
+// blocks come from an LRU (lru-cache, capped in retained bytes) with
+// in-flight de-duplication; inflation runs on the libuv thread pool (the
+// native addon's libdeflate: read, check and inflate in one job; node's
+// zlib when the addon is missing), so concurrent readers use both cores.
 //
-// Nothing unverified is ever returned: every block's stored bytes are
-// checked (XXH3, from the catalog) before they are first served, a 1 MiB
-// region of the pool at a time, read and hashed on the thread pool by the
-// native addon; every inflated block is also checked against its CRC-32. A
-// mismatch is a BlockCorruptError naming the block (EIO at the mount),
-// never wrong bytes, and it does not spoil the other blocks of its region.
+// Nothing unverified is ever returned: each block's stored bytes are
+// checked (XXH3, from the catalog) on the bytes of its first read, which
+// is widened to the whole block when it reads only part of it; every
+// inflated block is also checked against its CRC-32. A mismatch is a
+// BlockCorruptError naming the block (EIO at the mount), never wrong
+// bytes, and it does not spoil the other blocks.
 
 import * as zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import { crc32 } from '../checksum/crc32';
 import { ByteSource, preadEach } from '../io/source';
 import { NativeAddon, nativeIfBuilt } from '../native';
-import { BlockInfo, CHECK_REGION, deflateSegmentSize, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck } from './format';
+import { BlockInfo, deflateSegmentSize, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck, storedCheckOf } from './format';
 
-/** Regions checked ahead of a reader moving forward through the pool. */
-const CHECK_AHEAD_REGIONS = 2;
 /** Buffers of evicted blocks kept for reuse (at most this many, POOL_BLOCK bytes each). */
 const SPARE_BUFFERS = 64;
+/** Blocks whose stored bytes lie at most this far apart are read ahead as one range. */
+const PREFETCH_GAP = 256 * 1024;
 /** Blocks inflated per thread-pool job (fewer hand-offs and completions; both cores still busy). */
 const INFLATE_BATCH = 8;
 
@@ -120,12 +122,14 @@ export class BlockStore {
   private readonly pending = new Map<number, Promise<Buffer>>();
   /** per block: 0 not checked yet, 1 good, 2 corrupt */
   private readonly storedState: Uint8Array;
-  /** regions (by first block id) being checked */
-  private readonly regionPending = new Map<number, Promise<void>>();
   private readonly inflatedOk: Uint8Array;
   /** copies waiting for a block being inflated (inflatedInto) */
   private readonly waiters = new Map<number, InflateWaiter[]>();
-  /** POOL_BLOCK-sized buffers of evicted blocks, for the next inflations */
+  /** buffers for readRun's partly read blocks, for reuse */
+  private readonly scratch: Buffer[] = [];
+  /** the largest stored size of a block */
+  private readonly maxStored: number;
+  /** POOL_BLOCK-byte buffers of evicted blocks, for the next inflations */
   private readonly spare: Buffer[] = [];
   /** buffers handed out by inflated(): never reused */
   private readonly escaped = new WeakSet<Buffer>();
@@ -143,11 +147,11 @@ export class BlockStore {
       sizeCalculation: retained,
       dispose: (b, key) => {
         // an inflated block's buffer that never left the store: reuse it
-        if ((key & 1) === 1 && b.length === POOL_BLOCK && b.buffer.byteLength === POOL_BLOCK
-          && this.spare.length < SPARE_BUFFERS && !this.escaped.has(b)) this.spare.push(b);
+        if ((key & 1) === 1 && !this.escaped.has(b)) this.keepSpare(b);
       },
     });
     this.storedState = new Uint8Array(table.count + 1);
+    this.maxStored = table.csize.reduce((m, c) => Math.max(m, c), 1);
     this.inflatedOk = new Uint8Array(table.count + 1);
   }
 
@@ -170,98 +174,8 @@ export class BlockStore {
     return lo + 1;
   }
 
-  /**
-   * Make sure the blocks `first`..`last` are checked; throws (through the
-   * promise) if any of them is corrupt. Returns undefined when they all are
-   * known good (the common case: no promise).
-   */
-  verifyBlocks(first: number, last: number): Promise<void> | undefined {
-    let waits: Promise<void>[] | undefined;
-    for (let id = first; id <= last; id++) {
-      const st = this.storedState[id];
-      if (st === 1) continue;
-      if (st === 2) return Promise.reject(this.corrupt(id));
-      const region = this.checkRegion(id);
-      (waits ??= []).push(region);
-      // skip the rest of that region: one wait covers it
-      const end = this.regionEnd(id);
-      if (end > id) id = end;
-    }
-    // readers move forward: have the next regions checked before they get there
-    const t = this.table;
-    for (let r = 1; r <= CHECK_AHEAD_REGIONS; r++) {
-      const pos = t.offset[last - 1] + r * CHECK_REGION;
-      if (pos >= t.poolBytes) break;
-      const ahead = this.blockAt(pos);
-      if (this.storedState[ahead] === 0) this.checkRegion(ahead).catch(() => { /* reported to whoever reads it */ });
-    }
-    if (!waits) return undefined;
-    return Promise.all(waits).then(() => {
-      for (let id = first; id <= last; id++) if (this.storedState[id] !== 1) throw this.corrupt(id);
-    });
-  }
-
-  /** Make sure every block overlapping pool bytes [pos, pos + len) is checked. */
-  verifyRange(pos: number, len: number): Promise<void> | undefined {
-    if (pos < 0 || len <= 0 || pos + len > this.table.poolBytes) {
-      return Promise.reject(new BlockCorruptError(`${this.name}: read at ${pos}+${len} beyond the end of the pool`));
-    }
-    return this.verifyBlocks(this.blockAt(pos), this.blockAt(pos + len - 1));
-  }
-
   private corrupt(id: number): BlockCorruptError {
     return new BlockCorruptError(`${this.name}: block ${id} is corrupt (stored checksum mismatch)`);
-  }
-
-  /** Last block of the check region holding block `id` (regions are CHECK_REGION-aligned in the pool). */
-  private regionEnd(id: number): number {
-    const t = this.table;
-    const limit = (Math.floor(t.offset[id - 1] / CHECK_REGION) + 1) * CHECK_REGION;
-    return Math.max(id, this.blockAt(Math.min(limit, t.poolBytes) - 1));
-  }
-
-  /** Check the blocks of the region holding block `id` (once; concurrent callers share it). */
-  private checkRegion(id: number): Promise<void> {
-    const t = this.table;
-    // the region's blocks: those whose first byte lies in the same CHECK_REGION
-    const regionStart = Math.floor(t.offset[id - 1] / CHECK_REGION) * CHECK_REGION;
-    const holder = this.blockAt(regionStart);
-    const a = t.offset[holder - 1] < regionStart ? holder + 1 : holder;
-    let p = this.regionPending.get(a);
-    if (p) return p;
-    const b = this.regionEnd(id);
-    const pos = t.offset[a - 1];
-    const len = t.offset[b - 1] + t.csize[b - 1] - pos;
-    const n = b - a + 1;
-    const starts = new Float64Array(n);
-    const sizes = new Uint32Array(n);
-    const expected = new Uint32Array(n);
-    for (let k = 0; k < n; k++) {
-      starts[k] = t.offset[a - 1 + k] - pos;
-      sizes[k] = t.csize[a - 1 + k];
-      expected[k] = t.sxh[a - 1 + k];
-    }
-    const where = this.source.locate?.(pos, len);
-    const addon = where ? nativeIfBuilt() : undefined;
-    const results: Promise<Uint8Array> = addon && where
-      ? new Promise((resolve, reject) => addon.checkBlocks(where.fd, where.pos, len, starts, sizes, expected,
-        (err, ok) => (err ? reject(err) : resolve(ok!))))
-      : this.checkRegionJs(pos, len, starts, sizes, expected);
-    p = results.then((ok) => {
-      for (let k = 0; k < n; k++) if (this.storedState[a + k] === 0) this.storedState[a + k] = ok[k] ? 1 : 2;
-    }, (e: Error) => {
-      throw new BlockCorruptError(`${this.name}: pool is truncated or unreadable at ${pos} (${e.message})`);
-    }).finally(() => this.regionPending.delete(a));
-    this.regionPending.set(a, p);
-    return p;
-  }
-
-  private async checkRegionJs(pos: number, len: number, starts: Float64Array, sizes: Uint32Array, expected: Uint32Array): Promise<Uint8Array> {
-    const buf = Buffer.allocUnsafe(len);
-    if ((await this.source.pread(buf, pos)) !== len) throw new Error('short read');
-    const ok = new Uint8Array(starts.length);
-    for (let k = 0; k < starts.length; k++) ok[k] = storedCheck(buf.subarray(starts[k], starts[k] + sizes[k])) === expected[k] ? 1 : 0;
-    return ok;
   }
 
   /**
@@ -363,6 +277,31 @@ export class BlockStore {
     if (todo.length) this.inflateNative(todo);
   }
 
+  /**
+   * Have the stored bytes of these blocks read into the page cache in the
+   * background (readahead for spliced reads), a run of nearby blocks at a time.
+   */
+  prefetchStored(ids: number[]): void {
+    const src = this.source;
+    if (!src.willNeed) return;
+    const t = this.table;
+    let start = -1;
+    let end = -1;
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 1 || id > t.count) continue;
+      const s = t.offset[id - 1];
+      const e = s + t.csize[id - 1];
+      if (start >= 0 && s >= start && s <= end + PREFETCH_GAP) {
+        end = Math.max(end, e);
+        continue;
+      }
+      if (start >= 0) src.willNeed(start, end - start);
+      start = s;
+      end = e;
+    }
+    if (start >= 0) src.willNeed(start, end - start);
+  }
+
   private nativeLocation(id: number): { fd: number; pos: number } | undefined {
     return this.nativeInflate ? this.source.locate?.(this.table.offset[id - 1], this.table.csize[id - 1]) : undefined;
   }
@@ -399,7 +338,7 @@ export class BlockStore {
         meta[4 * k + 1] = t.sxh[i];
         meta[4 * k + 2] = t.crc32[i];
         meta[4 * k + 3] = t.flags[i] & FLAG_RAW ? 1 : 0;
-        outs.push(t.usize[i] === POOL_BLOCK && this.spare.length ? this.spare.pop()! : Buffer.allocUnsafeSlow(t.usize[i]));
+        outs.push(this.outputBuffer(t.usize[i]));
         const p = new Promise<Buffer>((resolve, reject) => settle.push({ resolve, reject }));
         p.catch(() => { /* every caller handles it; none may be left */ });
         this.pending.set(id * 2 + 1, p);
@@ -410,6 +349,19 @@ export class BlockStore {
           for (let k = 0; k < n; k++) this.inflateDone(batch[k], outs[k], err ? -1 : status![k], err, settle[k]);
         });
     }
+  }
+
+  /**
+   * A buffer of exactly `size` bytes for an inflated block: a spare one for
+   * a full block (most of them), else a new one of its own size.
+   */
+  private outputBuffer(size: number): Buffer {
+    return size === POOL_BLOCK && this.spare.length ? this.spare.pop()! : Buffer.allocUnsafeSlow(size);
+  }
+
+  /** Keep `b` (a whole block's buffer that never left the store) for reuse. */
+  private keepSpare(b: Buffer): void {
+    if (b.length === POOL_BLOCK && b.buffer.byteLength === POOL_BLOCK && this.spare.length < SPARE_BUFFERS) this.spare.push(b);
   }
 
   private inflateDone(id: number, out: Buffer, status: number, err: Error | null,
@@ -443,7 +395,7 @@ export class BlockStore {
       error = new BlockCorruptError(`${this.name}: block ${id} is unreadable (${err?.message ?? 'unknown error'})`);
     }
     this.escapeOnLoad.delete(id);
-    if (out.length === POOL_BLOCK && out.buffer.byteLength === POOL_BLOCK && this.spare.length < SPARE_BUFFERS) this.spare.push(out);
+    this.keepSpare(out);
     if (waiting) for (const w of waiting) w.reject(error);
     settle.reject(error);
   }
@@ -451,9 +403,18 @@ export class BlockStore {
   /**
    * Fill `buf` with parts of blocks' deflate segments, reading the pool
    * straight into `buf`: each run of contiguous pool bytes is one scatter
-   * read, issued once the chunks it touches are verified.
+   * read (see readRun). Undefined when done at once (every byte came from
+   * the page cache), else a promise; never throws.
    */
-  async readDeflatedInto(list: SpliceList, buf: Buffer): Promise<void> {
+  readDeflatedInto(list: SpliceList, buf: Buffer): Promise<void> | undefined {
+    try {
+      return this.spliceInto(list, buf);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private spliceInto(list: SpliceList, buf: Buffer): Promise<void> | undefined {
     const t = this.table;
     // runs of contiguous pool bytes; each run's parts are [dst, len] pairs in `buf`
     const runPos: number[] = [];
@@ -500,31 +461,115 @@ export class BlockStore {
         if (de > ds) add(t.offset[i] + c * STORED_MAX + (ds - cs - 5), dst + ds - within, de - ds);
       }
     }
-    if (runPos.length === 0) return;
-    let checks: Promise<void>[] | undefined;
+    let reads: Promise<void>[] | undefined;
     for (let r = 0; r < runPos.length; r++) {
-      const p = this.verifyRange(runPos[r], runLen[r]);
-      if (p) (checks ??= []).push(p);
+      let p: Promise<void> | undefined;
+      try {
+        p = this.readRun(runPos[r], runLen[r], runParts[r], buf);
+      } catch (e) {
+        p = Promise.reject(e); // settled with the others: no read may still be writing to buf
+      }
+      if (p) (reads ??= []).push(p);
     }
-    if (checks) await Promise.all(checks);
-    const reads: Promise<void>[] = [];
-    for (let r = 0; r < runPos.length; r++) {
-      const parts = runParts[r];
-      const bufs: Buffer[] = [];
-      for (let q = 0; q < parts.length; q += 2) bufs.push(buf.subarray(parts[q], parts[q] + parts[q + 1]));
-      const pos = runPos[r];
-      const len = runLen[r];
-      const read = bufs.length === 1 ? this.source.pread(bufs[0], pos)
-        : this.source.preadv ? this.source.preadv(bufs, pos) : preadEach(this.source, bufs, pos);
-      reads.push(read.then((got) => {
-        if (got !== len) throw new BlockCorruptError(`${this.name}: pool read at ${pos} beyond the end of the pool (truncated?)`);
-      }));
-    }
+    if (!reads) return undefined;
     if (reads.length === 1) return reads[0];
-    const settled = await Promise.allSettled(reads);
-    for (const res of settled) if (res.status === 'rejected') throw res.reason;
+    return Promise.allSettled(reads).then((settled) => {
+      for (const res of settled) if (res.status === 'rejected') throw res.reason;
+    });
   }
 
+  /**
+   * Read pool bytes [pos, pos + len) into the parts ([dst, len] pairs) of
+   * `buf` with one scatter read. Blocks the run touches that are not yet
+   * checked are checked on the bytes just read: the read is widened to
+   * their whole stored bytes (the parts outside the run go to small scratch
+   * buffers), so the first read of a block checks it without reading the
+   * pool twice, and nothing is handed back before its blocks are good.
+   */
+  private readRun(pos: number, len: number, parts: number[], buf: Buffer): Promise<void> | undefined {
+    const t = this.table;
+    if (pos < 0 || pos + len > t.poolBytes) {
+      throw new BlockCorruptError(`${this.name}: read at ${pos}+${len} beyond the end of the pool`);
+    }
+    const a = this.blockAt(pos);
+    const b = this.blockAt(pos + len - 1);
+    let unchecked = false;
+    for (let id = a; id <= b; id++) {
+      const st = this.storedState[id];
+      if (st === 2) throw this.corrupt(id);
+      if (st === 0) unchecked = true;
+    }
+    // the run's bytes, and (when checking) the rest of its first and last blocks
+    const head = unchecked && this.storedState[a] === 0 ? pos - t.offset[a - 1] : 0;
+    const tail = unchecked && this.storedState[b] === 0 ? t.offset[b - 1] + t.csize[b - 1] - (pos + len) : 0;
+    const bufs: Buffer[] = [];
+    const scratch = head > 0 || tail > 0 ? this.takeScratch() : undefined;
+    if (head > 0) bufs.push(scratch!.subarray(0, head));
+    for (let q = 0; q < parts.length; q += 2) bufs.push(buf.subarray(parts[q], parts[q] + parts[q + 1]));
+    if (tail > 0) bufs.push(scratch!.subarray(head, head + tail));
+    const from = pos - head;
+    const want = head + len + tail;
+    // what the page cache holds is read at once on this thread (sequential
+    // readers find the kernel's readahead there), the rest on the thread pool
+    const got = this.source.preadCached ? this.source.preadCached(bufs, from) : 0;
+    if (got === want) {
+      try {
+        if (unchecked) this.checkRun(bufs, from, a, b);
+      } finally {
+        if (scratch) this.scratch.push(scratch);
+      }
+      return undefined;
+    }
+    return this.readRest(bufs, from, want, got).then(() => {
+      if (unchecked) this.checkRun(bufs, from, a, b);
+    }).finally(() => {
+      if (scratch) this.scratch.push(scratch);
+    });
+  }
+
+  /** A buffer for the parts of a run's first and last blocks outside the run (two blocks' worth). */
+  private takeScratch(): Buffer {
+    return this.scratch.pop() ?? Buffer.allocUnsafeSlow(2 * this.maxStored);
+  }
+
+  /** Read the rest of `bufs` (pool bytes [pos, pos + want), the first `got` already read) on the thread pool. */
+  private async readRest(bufs: Buffer[], pos: number, want: number, got: number): Promise<void> {
+    if (got > 0) {
+      let skip = got;
+      let k = 0;
+      while (skip >= bufs[k].length) skip -= bufs[k++].length;
+      bufs = [bufs[k].subarray(skip), ...bufs.slice(k + 1)];
+    }
+    const src = this.source;
+    const at = pos + got;
+    const n = bufs.length === 1 ? await src.pread(bufs[0], at)
+      : src.preadv ? await src.preadv(bufs, at) : await preadEach(src, bufs, at);
+    if (got + n !== want) throw new BlockCorruptError(`${this.name}: pool read at ${pos} beyond the end of the pool (truncated?)`);
+  }
+
+  /**
+   * Check blocks `a`..`b` not yet checked whose stored bytes lie wholly in
+   * `bufs` (pool bytes from `from`, back to back); throws if any of `a`..`b`
+   * is corrupt.
+   */
+  private checkRun(bufs: Buffer[], from: number, a: number, b: number): void {
+    const t = this.table;
+    let k = 0;
+    let kStart = from; // pool position of bufs[k]
+    const end = from + bufs.reduce((n, x) => n + x.length, 0);
+    for (let id = a; id <= b; id++) {
+      const bs = t.offset[id - 1];
+      const be = bs + t.csize[id - 1];
+      if (this.storedState[id] !== 0 || bs < from || be > end) continue;
+      while (kStart + bufs[k].length <= bs) kStart += bufs[k++].length;
+      const pieces: Buffer[] = [];
+      for (let j = k, js = kStart; js < be; js += bufs[j++].length) {
+        pieces.push(bufs[j].subarray(Math.max(0, bs - js), Math.min(bufs[j].length, be - js)));
+      }
+      this.storedState[id] = storedCheckOf(pieces) === t.sxh[id - 1] ? 1 : 2;
+    }
+    for (let id = a; id <= b; id++) if (this.storedState[id] !== 1) throw this.corrupt(id);
+  }
 
   private verifyInflated(id: number, out: Buffer): Buffer {
     if (this.inflatedOk[id]) return out;
@@ -536,15 +581,15 @@ export class BlockStore {
     return out;
   }
 
+  /** The block's stored bytes, checked on the bytes read when not checked yet. */
   private async loadStored(id: number): Promise<Buffer> {
     const t = this.table;
-    const len = t.csize[id - 1];
-    const pos = t.offset[id - 1];
-    const pending = this.verifyRange(pos, len);
-    if (pending) await pending;
-    const buf = Buffer.allocUnsafe(len);
-    const n = await this.source.pread(buf, pos);
-    if (n !== len) throw new BlockCorruptError(`${this.name}: block ${id} lies beyond the end of the pool (truncated?)`);
+    if (this.storedState[id] === 2) throw this.corrupt(id);
+    const buf = Buffer.allocUnsafe(t.csize[id - 1]);
+    const n = await this.source.pread(buf, t.offset[id - 1]);
+    if (n !== buf.length) throw new BlockCorruptError(`${this.name}: block ${id} lies beyond the end of the pool (truncated?)`);
+    if (this.storedState[id] === 0) this.storedState[id] = storedCheck(buf) === t.sxh[id - 1] ? 1 : 2;
+    if (this.storedState[id] !== 1) throw this.corrupt(id);
     return buf;
   }
 

@@ -8,6 +8,12 @@ import { findSegment, Recipe, segmentLength, SegKind } from './recipe';
 
 /** Readahead tops up its window in steps of this many bytes (8 pool blocks). */
 const PREFETCH_STEP = 512 * 1024;
+/**
+ * Spliced views are read straight from the pool file: its bytes are asked
+ * of the kernel ahead of the reader in steps of this many view bytes, on
+ * the thread pool, so the reads find them in the page cache.
+ */
+const STORED_STEP = 2 << 20;
 
 export interface ReaderOptions {
   /** Bytes of pool blocks to fetch ahead of a sequential reader (0: none). */
@@ -18,6 +24,7 @@ export class RecipeReader implements ByteSource {
   readonly size: number;
   private lastEnd = -1;
   private prefetchedTo = 0;
+  private storedTo = 0;
   private readonly readahead: number;
 
   constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, opts: ReaderOptions = {}) {
@@ -25,16 +32,27 @@ export class RecipeReader implements ByteSource {
     this.readahead = opts.readahead ?? 0;
   }
 
-  /** Start fetching (into the block cache) the blocks of [from, to). */
+  /**
+   * Readahead for a sequential reader at `from`: start inflating (into the
+   * block cache) the blocks of [from, to), and have the pool bytes of the
+   * spliced blocks of [from, to + STORED_STEP) read into the page cache.
+   */
   private prefetch(from: number, to: number): void {
     const r = this.recipe;
+    if (to - this.storedTo >= STORED_STEP || (to >= r.size && this.storedTo < r.size)) {
+      const end = Math.min(r.size, to + STORED_STEP);
+      const spliced: number[] = [];
+      for (let i = findSegment(r, Math.max(from, this.storedTo)); i < r.count && r.starts[i] < end; i++) {
+        if ((r.kinds[i] as SegKind) === SegKind.Deflate) spliced.push(r.args[i]);
+      }
+      if (spliced.length) this.blocks.prefetchStored(spliced);
+      this.storedTo = end;
+    }
     from = Math.max(from, this.prefetchedTo);
     // top the window up in steps of PREFETCH_STEP: a few blocks per thread-pool job
     if (from >= r.size || (to - from < PREFETCH_STEP && to < r.size)) return;
     const ids: number[] = [];
     for (let i = findSegment(r, from); i < r.count && r.starts[i] < to; i++) {
-      // spliced (deflate) segments are read straight from the pool file, whose
-      // own readahead serves sequential readers; only inflation is worth starting early
       if ((r.kinds[i] as SegKind) === SegKind.Raw) ids.push(r.args[i]);
     }
     if (ids.length) this.blocks.prefetchInflated(ids);
@@ -54,6 +72,7 @@ export class RecipeReader implements ByteSource {
       } else {
         this.lastEnd = end;
         this.prefetchedTo = end;
+        this.storedTo = end;
       }
     }
     const first = findSegment(r, offset);
@@ -79,7 +98,7 @@ export class RecipeReader implements ByteSource {
           buf.fill(0, dst, dst + n);
           break;
         case SegKind.Literal:
-          r.literals[arg].copy(buf, dst, off, off + n);
+          r.litData.copy(buf, dst, r.litStart[arg] + off, r.litStart[arg] + off + n);
           break;
         case SegKind.Raw:
         {
@@ -94,7 +113,10 @@ export class RecipeReader implements ByteSource {
       pos += n;
       i++;
     }
-    if (splices.length) waits.push(this.blocks.readDeflatedInto(splices, buf));
+    if (splices.length) {
+      const wait = this.blocks.readDeflatedInto(splices, buf);
+      if (wait) waits.push(wait);
+    }
     if (waits.length === 1) {
       await waits[0];
     } else if (waits.length > 1) {

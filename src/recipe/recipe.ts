@@ -9,6 +9,7 @@
 // binary-searches typed arrays, followed by the literal section (deflated
 // when that pays).
 
+import * as os from 'node:os';
 import * as zlib from 'node:zlib';
 import { XXHash128 } from 'xxhash-addon';
 
@@ -26,13 +27,77 @@ export interface Recipe {
   starts: Float64Array; // view offset where segment i starts
   args: Uint32Array; // literal index or block id
   offs: Uint32Array; // offset inside the literal / inflated block
-  literals: Buffer[];
+  /** the literals' bytes back to back: literal k is litData[litStart[k], litStart[k + 1]) */
+  litData: Buffer;
+  litStart: Uint32Array; // literal count + 1 entries
+}
+
+/** How many literals the recipe has. */
+export function literalCount(r: Recipe): number {
+  return r.litStart.length - 1;
+}
+
+/** Views of recipes' literals, made once per literal (callers look literals up by identity). */
+const literalViews = new WeakMap<Recipe, Buffer[]>();
+
+/** Literal k of a recipe. */
+export function literalOf(r: Recipe, k: number): Buffer {
+  let views = literalViews.get(r);
+  if (!views) literalViews.set(r, (views = []));
+  return (views[k] ??= r.litData.subarray(r.litStart[k], r.litStart[k + 1]));
 }
 
 const MAGIC = 0x50435255; // "URCP"
 const VERSION = 2;
 const HEADER = 24;
 const LIT_HEADER = 12; // u32 count, u32 packed flag, u32 unpacked section length
+/**
+ * Zero runs at least this long inside literal data become zero segments,
+ * and the literal keeps only the bytes around them (tar headers and ext4
+ * metadata are largely zeros; an open view holds its literals in memory).
+ */
+const LITERAL_ZERO_RUN = 128;
+
+/**
+ * Literal data with its long zero runs taken out: `kept` holds the other
+ * bytes in order; `runs` maps the data onto it as [start, end, keptOffset]
+ * triples over the data, keptOffset -1 for a zero run.
+ */
+interface CompactLiteral {
+  kept: Buffer;
+  runs: number[];
+}
+
+function compactLiteral(data: Buffer): CompactLiteral {
+  const runs: number[] = [];
+  const pieces: Buffer[] = [];
+  let kept = 0;
+  let pieceStart = 0;
+  for (let i = 0; i < data.length;) {
+    if (data[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < data.length && data[j] === 0) j++;
+    if (j - i >= LITERAL_ZERO_RUN) {
+      if (i > pieceStart) {
+        runs.push(pieceStart, i, kept);
+        pieces.push(data.subarray(pieceStart, i));
+        kept += i - pieceStart;
+      }
+      runs.push(i, j, -1);
+      pieceStart = j;
+    }
+    i = j;
+  }
+  if (pieceStart === 0) return { kept: data, runs: [0, data.length, 0] };
+  if (data.length > pieceStart) {
+    runs.push(pieceStart, data.length, kept);
+    pieces.push(data.subarray(pieceStart));
+  }
+  return { kept: Buffer.concat(pieces), runs };
+}
 
 export class RecipeBuilder {
   private kinds: number[] = [];
@@ -41,8 +106,8 @@ export class RecipeBuilder {
   private offs: number[] = [];
   private readonly literals: Buffer[] = [];
   private readonly literalIndex = new Map<string, number>();
-  /** literals by identity: the same Buffer again (append, slices) is not hashed again */
-  private readonly literalByBuffer = new Map<Buffer, number>();
+  /** literal data by identity: the same Buffer again (append, slices) is not scanned or hashed again */
+  private readonly literalByBuffer = new Map<Buffer, { k: number; runs: number[] }>();
   size = 0;
 
   private push(kind: SegKind, len: number, arg: number, off: number): void {
@@ -67,23 +132,42 @@ export class RecipeBuilder {
 
   /** Index of `data` among this recipe's literals (identical literals are kept once). */
   private literalIdx(data: Buffer): number {
-    let k = this.literalByBuffer.get(data);
-    if (k !== undefined) return k;
     const key = XXHash128.hash(data).toString('latin1') + data.length;
-    k = this.literalIndex.get(key);
+    let k = this.literalIndex.get(key);
     if (k === undefined) {
       k = this.literals.length;
       this.literals.push(data);
       this.literalIndex.set(key, k);
     }
-    this.literalByBuffer.set(data, k);
     return k;
   }
 
-  /** `len` bytes of `data` from `off` (all of it by default). */
+  /** `len` bytes of `data` from `off` (all of it by default); long zero runs become zero segments. */
   literal(data: Buffer, off = 0, len = data.length - off): void {
     if (len <= 0) return;
-    this.push(SegKind.Literal, len, this.literalIdx(data), off);
+    let lit = this.literalByBuffer.get(data);
+    if (!lit) {
+      const c = compactLiteral(data);
+      lit = { k: c.kept.length ? this.literalIdx(c.kept) : -1, runs: c.runs }; // all zeros: no literal
+      this.literalByBuffer.set(data, lit);
+    }
+    const { k, runs } = lit;
+    const end = off + len;
+    // the run holding `off` (runs are sorted and back to back)
+    let lo = 0;
+    let hi = runs.length / 3 - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (runs[3 * mid] <= off) lo = mid;
+      else hi = mid - 1;
+    }
+    let r = 3 * lo;
+    for (let pos = off; pos < end; r += 3) {
+      const n = Math.min(end, runs[r + 1]) - pos;
+      if (runs[r + 2] < 0) this.zero(n);
+      else this.push(SegKind.Literal, n, k, runs[r + 2] + pos - runs[r]);
+      pos += n;
+    }
   }
 
   raw(block: number, off: number, len: number): void {
@@ -109,7 +193,7 @@ export class RecipeBuilder {
       const within = s - r.starts[i];
       switch (r.kinds[i] as SegKind) {
         case SegKind.Zero: this.zero(e - s); break;
-        case SegKind.Literal: this.literal(r.literals[r.args[i]], r.offs[i] + within, e - s); break;
+        case SegKind.Literal: this.literal(literalOf(r, r.args[i]), r.offs[i] + within, e - s); break;
         case SegKind.Raw: this.raw(r.args[i], r.offs[i] + within, e - s); break;
         case SegKind.Deflate:
           if (within !== 0 || e - s !== segmentLength(r, i)) throw new Error('cannot cut a deflate segment');
@@ -120,6 +204,8 @@ export class RecipeBuilder {
   }
 
   build(): Recipe {
+    const litStart = new Uint32Array(this.literals.length + 1);
+    this.literals.forEach((l, k) => { litStart[k + 1] = litStart[k] + l.length; });
     return {
       size: this.size,
       count: this.kinds.length,
@@ -127,7 +213,8 @@ export class RecipeBuilder {
       starts: Float64Array.from(this.starts),
       args: Uint32Array.from(this.args),
       offs: Uint32Array.from(this.offs),
-      literals: [...this.literals],
+      litData: Buffer.concat(this.literals),
+      litStart,
     };
   }
 }
@@ -172,18 +259,14 @@ function serializeRecipeOnce(r: Recipe): Buffer {
   for (let i = 0; i < n; i++, o += 4) head.writeUInt32LE(r.args[i], o);
   for (let i = 0; i < n; i++, o += 4) head.writeUInt32LE(r.offs[i], o);
   // literal section: u32 offsets[count + 1], then the bytes
-  const table = Buffer.alloc(4 * (r.literals.length + 1));
-  let at = 0;
-  r.literals.forEach((l, k) => {
-    table.writeUInt32LE(at, 4 * k);
-    at += l.length;
-  });
-  table.writeUInt32LE(at, 4 * r.literals.length);
-  const section = Buffer.concat([table, ...r.literals]);
+  const count = literalCount(r);
+  const table = Buffer.alloc(4 * (count + 1));
+  for (let k = 0; k <= count; k++) table.writeUInt32LE(r.litStart[k], 4 * k);
+  const section = Buffer.concat([table, r.litData.subarray(0, r.litStart[count])]);
   const packed = section.length > 4096 ? zlib.deflateRawSync(section, { level: 6 }) : undefined;
   const usePacked = packed !== undefined && packed.length < section.length * 0.8;
   const litHead = Buffer.alloc(LIT_HEADER);
-  litHead.writeUInt32LE(r.literals.length, 0);
+  litHead.writeUInt32LE(count, 0);
   litHead.writeUInt32LE(usePacked ? 1 : 0, 4);
   litHead.writeUInt32LE(section.length, 8);
   return Buffer.concat([head, litHead, usePacked ? packed! : section]);
@@ -200,12 +283,11 @@ export function deserializeRecipe(buf: Buffer, what: string): Recipe {
   let o = HEADER;
   const kinds = Uint8Array.from(buf.subarray(o, o + n));
   o += kindsPad;
-  const starts = new Float64Array(n);
-  for (let i = 0; i < n; i++, o += 8) starts[i] = buf.readDoubleLE(o);
-  const args = new Uint32Array(n);
-  for (let i = 0; i < n; i++, o += 4) args[i] = buf.readUInt32LE(o);
-  const offs = new Uint32Array(n);
-  for (let i = 0; i < n; i++, o += 4) offs[i] = buf.readUInt32LE(o);
+  const starts = f64Column(buf, o, n);
+  o += 8 * n;
+  const args = u32Column(buf, o, n);
+  o += 4 * n;
+  const offs = u32Column(buf, o, n);
   const litCount = buf.readUInt32LE(litAt);
   const packed = buf.readUInt32LE(litAt + 4);
   const sectionLen = buf.readUInt32LE(litAt + 8);
@@ -221,23 +303,38 @@ export function deserializeRecipe(buf: Buffer, what: string): Recipe {
   if (section.length !== sectionLen || sectionLen < 4 * (litCount + 1)) throw new Error(`${what}: recipe literals are damaged`);
   // own exact-size memory, not a view of a larger zlib chunk
   if (packed && section.buffer.byteLength !== section.length) section = Buffer.from(section);
-  const literals: Buffer[] = [];
+  const litStart = u32Column(section, 0, litCount + 1);
+  for (let k = 0; k < litCount; k++) if (litStart[k + 1] < litStart[k]) throw new Error(`${what}: recipe literals are damaged`);
   const base = 4 * (litCount + 1);
-  for (let k = 0; k < litCount; k++) {
-    const a = section.readUInt32LE(4 * k);
-    const b = section.readUInt32LE(4 * k + 4);
-    if (b < a || base + b > section.length) throw new Error(`${what}: recipe literals are damaged`);
-    literals.push(section.subarray(base + a, base + b));
-  }
+  if (litStart[0] !== 0 || base + litStart[litCount] > section.length) throw new Error(`${what}: recipe literals are damaged`);
+  const litData = section.subarray(base);
   for (let i = 0; i < n; i++) {
     if (kinds[i] > SegKind.Deflate) throw new Error(`${what}: bad segment kind ${kinds[i]}`);
     const end = i + 1 < n ? starts[i + 1] : size;
     if (!(end > starts[i])) throw new Error(`${what}: segments out of order`);
-    if (kinds[i] === SegKind.Literal && (args[i] >= litCount || offs[i] + (end - starts[i]) > literals[args[i]].length)) {
+    if (kinds[i] === SegKind.Literal && (args[i] >= litCount || offs[i] + (end - starts[i]) > litStart[args[i] + 1] - litStart[args[i]])) {
       throw new Error(`${what}: segment ${i} is outside its literal`);
     }
   }
   if (n > 0 && starts[0] !== 0) throw new Error(`${what}: first segment does not start at 0`);
   if (!Number.isSafeInteger(size)) throw new Error(`${what}: bad size`);
-  return { size, count: n, kinds, starts, args, offs, literals };
+  return { size, count: n, kinds, starts, args, offs, litData, litStart };
+}
+
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/** `n` little-endian float64s at `o` as a Float64Array of its own. */
+function f64Column(buf: Buffer, o: number, n: number): Float64Array {
+  const a = new Float64Array(n);
+  if (LITTLE_ENDIAN) buf.copy(Buffer.from(a.buffer), 0, o, o + 8 * n);
+  else for (let i = 0; i < n; i++) a[i] = buf.readDoubleLE(o + 8 * i);
+  return a;
+}
+
+/** `n` little-endian uint32s at `o` as a Uint32Array of its own. */
+function u32Column(buf: Buffer, o: number, n: number): Uint32Array {
+  const a = new Uint32Array(n);
+  if (LITTLE_ENDIAN) buf.copy(Buffer.from(a.buffer), 0, o, o + 4 * n);
+  else for (let i = 0; i < n; i++) a[i] = buf.readUInt32LE(o + 4 * i);
+  return a;
 }

@@ -12,8 +12,9 @@ import { PoolWriter } from '../../src/pool/writer';
 import { BlockStore, blockTableFrom, BlockCorruptError, SpliceList } from '../../src/pool/reader';
 import { FLAG_RAW, deflateSegmentSize } from '../../src/pool/format';
 import { FileSource } from '../../src/io/source';
-import { RecipeBuilder, serializeRecipe, deserializeRecipe } from '../../src/recipe/recipe';
+import { RecipeBuilder, serializeRecipe, deserializeRecipe, literalCount, literalOf } from '../../src/recipe/recipe';
 import { RecipeReader } from '../../src/recipe/reader';
+import { nativeIfBuilt } from '../../src/native';
 
 const rand = pseudoRandom;
 
@@ -83,7 +84,7 @@ async function readsRight(t: Test, c: { blocks: number[]; size: number }, data: 
   const r = deserializeRecipe(serializeRecipe(rb.build()), 'test');
   const expected = Buffer.concat([lit, data, Buffer.alloc(15), lit.subarray(2, 7)]);
   t.equal(r.size, expected.length, 'size');
-  t.equal(r.literals.length, 1, 'identical literals are kept once');
+  t.equal(literalCount(r), 1, 'identical literals are kept once');
   const reader = new RecipeReader(r, store);
   const whole = Buffer.alloc(r.size);
   t.equal(await reader.pread(whole, 0), r.size);
@@ -117,6 +118,67 @@ async function readsRight(t: Test, c: { blocks: number[]; size: number }, data: 
   t.ok(inflated.equals(Buffer.concat(nonZero)), 'spliced deflate segments inflate to the non-zero blocks');
 }
 
+t.test('long zero runs in literals become zero segments; the bytes stay the same', async (t) => {
+  // a literal like a tar header: text, a long zero run, text, a short zero run, zeros to the end
+  const header = Buffer.alloc(1024);
+  header.write('name-of-a-file', 0);
+  header.write('ustar', 257);
+  header.write('tail', 600);
+  header[700] = 1; // 95 zeros between 605 and 700: too short to split
+  const other = Buffer.concat([Buffer.alloc(300), Buffer.from('x'), Buffer.alloc(200)]); // starts and ends with zeros
+  const rb = new RecipeBuilder();
+  rb.literal(header);
+  rb.literal(header, 10, 500); // part of the same literal: no new literal
+  rb.literal(other);
+  rb.literal(Buffer.from(header)); // equal bytes, another Buffer: stored once
+  const built = rb.build();
+  const expected = Buffer.concat([header, header.subarray(10, 510), other, header]);
+  t.equal(built.size, expected.length, 'size');
+  const kept = built.litData.length;
+  t.equal(literalCount(built), 2, 'one literal per distinct data');
+  t.ok(kept < 1024 - 2 * 150, `literals keep ${kept} bytes of ${header.length + other.length}`);
+  t.ok([...built.kinds].filter((k) => k === 0).length >= 3, 'zero segments were made');
+  const r = deserializeRecipe(serializeRecipe(built), 'test');
+  const store = new BlockStore({ size: 0, pread: async () => 0 }, blockTableFrom([], 0));
+  const reader = new RecipeReader(r, store);
+  const whole = Buffer.alloc(r.size);
+  await reader.pread(whole, 0);
+  t.ok(whole.equals(expected), 'whole read');
+  for (let off = 0; off < r.size; off += 97) {
+    const b = Buffer.alloc(131);
+    const n = await reader.pread(b, off);
+    if (!b.subarray(0, n).equals(expected.subarray(off, off + 131))) return t.fail(`read at ${off}`);
+  }
+  t.pass('reads at every 97th offset');
+  // a recipe made of this one's ranges (as views made of other views are) reads the same
+  const again = new RecipeBuilder();
+  again.appendRange(r, 5, 1500);
+  again.appendRange(r, 1500, r.size);
+  const ar = again.build();
+  const b2 = Buffer.alloc(ar.size);
+  await new RecipeReader(ar, store).pread(b2, 0);
+  t.ok(b2.equals(expected.subarray(5)), 'appended ranges read the same bytes');
+});
+
+t.test('page-cache reads (preadv2 RWF_NOWAIT) return the file bytes or nothing', async (t) => {
+  const file = path.join(dir, 'cached');
+  const bytes = rand(300000, 9);
+  fs.writeFileSync(file, bytes);
+  fs.readFileSync(file); // now in the page cache
+  const src = FileSource.open(file);
+  t.teardown(() => src.close());
+  const a = Buffer.alloc(1000);
+  const b = Buffer.alloc(70000);
+  const n = src.preadCached([a, b], 12345);
+  t.equal(n, 71000, 'a cached range is read at once');
+  t.ok(Buffer.concat([a, b]).equals(bytes.subarray(12345, 12345 + 71000)), 'into the buffers in turn');
+  t.equal(src.preadCached([Buffer.alloc(10)], bytes.length), 0, 'nothing past the end of the file');
+  t.equal(src.preadCached([Buffer.alloc(100)], bytes.length - 40), 0, 'a range past the end is left to pread');
+  const addon = nativeIfBuilt()!;
+  t.throws(() => addon.readCached(src.fd, [], 0), TypeError, 'no buffers: a TypeError');
+  t.throws(() => addon.readCached(-1, [Buffer.alloc(1)], 0), /Bad file descriptor/, 'a bad descriptor: an error, not 0');
+});
+
 t.test('a corrupt pool block is an error, never wrong bytes', async (t) => {
   const poolPath = path.join(dir, 'pool3');
   const pool = new PoolWriter(poolPath, 6);
@@ -138,6 +200,11 @@ t.test('a corrupt pool block is an error, never wrong bytes', async (t) => {
   const list = new SpliceList();
   list.push(1, 10, 200, 0);
   await t.rejects(store.readDeflatedInto(list, out), BlockCorruptError, 'direct spliced read rejects');
+  // the whole block is checked, not only the bytes asked for
+  const before = new SpliceList();
+  before.push(1, 0, 50, 0);
+  await t.rejects(new BlockStore(src, blockTableFrom(pool.blocks, src.size)).readDeflatedInto(before, out), /block 1 is corrupt/,
+    'a spliced read of good bytes of a corrupt block rejects');
   await t.resolves(store.inflated(2), 'other blocks still read');
   // the same through the JavaScript check (a source that cannot name its file)
   const plain = { size: src.size, pread: (b: Buffer, o: number) => src.pread(b, o) };
@@ -160,6 +227,10 @@ t.test('a corrupt pool block is an error, never wrong bytes', async (t) => {
   const short = { size: 150, pread: (b: Buffer, o: number) => src.pread(b.subarray(0, Math.max(0, Math.min(b.length, 150 - o))), o),
     locate: (o: number, n: number) => (o + n <= 150 ? src.locate(o, n) : undefined) };
   await t.rejects(new BlockStore(short, blockTableFrom(pool.blocks, src.size)).inflated(2), BlockCorruptError, 'truncated pool rejects');
+  const tail = new SpliceList();
+  tail.push(2, 0, 10, 0);
+  await t.rejects(new BlockStore(short, blockTableFrom(pool.blocks, src.size)).readDeflatedInto(tail, out), BlockCorruptError,
+    'truncated pool: spliced read rejects');
 });
 
 t.test('recipe deserialization rejects damage', async (t) => {
@@ -167,12 +238,12 @@ t.test('recipe deserialization rejects damage', async (t) => {
   rb.zero(100);
   rb.literal(Buffer.alloc(10, 0x61));
   const blob = serializeRecipe(rb.build());
-  t.same(deserializeRecipe(blob, 'x').literals, [Buffer.alloc(10, 0x61)], 'round trip');
+  t.same(literalOf(deserializeRecipe(blob, 'x'), 0), Buffer.alloc(10, 0x61), 'round trip');
   const big = new RecipeBuilder();
   big.literal(Buffer.alloc(100000, 0x62));
   const packed = serializeRecipe(big.build());
   t.ok(packed.length < 10000, 'a large compressible literal section is stored deflated');
-  t.same(deserializeRecipe(packed, 'x').literals[0], Buffer.alloc(100000, 0x62), 'and read back');
+  t.same(literalOf(deserializeRecipe(packed, 'x'), 0), Buffer.alloc(100000, 0x62), 'and read back');
   t.throws(() => deserializeRecipe(blob.subarray(0, blob.length - 1), 'x'), /literals are damaged/);
   t.throws(() => deserializeRecipe(blob.subarray(0, 30), 'x'), /wrong length/);
   const bad = Buffer.from(blob);
