@@ -35,12 +35,14 @@ export class RecipeReader implements ByteSource {
   /**
    * Readahead for a sequential reader at `from`: start inflating (into the
    * block cache) the blocks of [from, to), and have the pool bytes of the
-   * spliced blocks of [from, to + STORED_STEP) read into the page cache.
+   * spliced blocks up to one or two STORED_STEPs beyond `to` read into the
+   * page cache.
    */
   private prefetch(from: number, to: number): void {
     const r = this.recipe;
-    if (to - this.storedTo >= STORED_STEP || (to >= r.size && this.storedTo < r.size)) {
-      const end = Math.min(r.size, to + STORED_STEP);
+    // keep the bytes asked for between one and two steps beyond the window
+    if (this.storedTo < Math.min(r.size, to + STORED_STEP)) {
+      const end = Math.min(r.size, to + 2 * STORED_STEP);
       const spliced: number[] = [];
       for (let i = findSegment(r, Math.max(from, this.storedTo)); i < r.count && r.starts[i] < end; i++) {
         if ((r.kinds[i] as SegKind) === SegKind.Deflate) spliced.push(r.args[i]);
