@@ -588,8 +588,7 @@ export class BlockStore {
     const buf = Buffer.allocUnsafe(t.csize[id - 1]);
     const n = await this.source.pread(buf, t.offset[id - 1]);
     if (n !== buf.length) throw new BlockCorruptError(`${this.name}: block ${id} lies beyond the end of the pool (truncated?)`);
-    if (this.storedState[id] === 0) this.storedState[id] = storedCheck(buf) === t.sxh[id - 1] ? 1 : 2;
-    if (this.storedState[id] !== 1) throw this.corrupt(id);
+    this.checkRun([buf], t.offset[id - 1], id, id);
     return buf;
   }
 

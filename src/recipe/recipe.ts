@@ -283,11 +283,11 @@ export function deserializeRecipe(buf: Buffer, what: string): Recipe {
   let o = HEADER;
   const kinds = Uint8Array.from(buf.subarray(o, o + n));
   o += kindsPad;
-  const starts = f64Column(buf, o, n);
+  const starts = column(new Float64Array(n), buf, o);
   o += 8 * n;
-  const args = u32Column(buf, o, n);
+  const args = column(new Uint32Array(n), buf, o);
   o += 4 * n;
-  const offs = u32Column(buf, o, n);
+  const offs = column(new Uint32Array(n), buf, o);
   const litCount = buf.readUInt32LE(litAt);
   const packed = buf.readUInt32LE(litAt + 4);
   const sectionLen = buf.readUInt32LE(litAt + 8);
@@ -303,7 +303,7 @@ export function deserializeRecipe(buf: Buffer, what: string): Recipe {
   if (section.length !== sectionLen || sectionLen < 4 * (litCount + 1)) throw new Error(`${what}: recipe literals are damaged`);
   // own exact-size memory, not a view of a larger zlib chunk
   if (packed && section.buffer.byteLength !== section.length) section = Buffer.from(section);
-  const litStart = u32Column(section, 0, litCount + 1);
+  const litStart = column(new Uint32Array(litCount + 1), section, 0);
   for (let k = 0; k < litCount; k++) if (litStart[k + 1] < litStart[k]) throw new Error(`${what}: recipe literals are damaged`);
   const base = 4 * (litCount + 1);
   if (litStart[0] !== 0 || base + litStart[litCount] > section.length) throw new Error(`${what}: recipe literals are damaged`);
@@ -323,18 +323,10 @@ export function deserializeRecipe(buf: Buffer, what: string): Recipe {
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
-/** `n` little-endian float64s at `o` as a Float64Array of its own. */
-function f64Column(buf: Buffer, o: number, n: number): Float64Array {
-  const a = new Float64Array(n);
-  if (LITTLE_ENDIAN) buf.copy(Buffer.from(a.buffer), 0, o, o + 8 * n);
-  else for (let i = 0; i < n; i++) a[i] = buf.readDoubleLE(o + 8 * i);
-  return a;
-}
-
-/** `n` little-endian uint32s at `o` as a Uint32Array of its own. */
-function u32Column(buf: Buffer, o: number, n: number): Uint32Array {
-  const a = new Uint32Array(n);
-  if (LITTLE_ENDIAN) buf.copy(Buffer.from(a.buffer), 0, o, o + 4 * n);
-  else for (let i = 0; i < n; i++) a[i] = buf.readUInt32LE(o + 4 * i);
-  return a;
+/** Fill `out` with its length of little-endian values from `buf` at `o` (copied, not a view); returns it. */
+function column<T extends Float64Array | Uint32Array>(out: T, buf: Buffer, o: number): T {
+  const size = out.BYTES_PER_ELEMENT;
+  if (LITTLE_ENDIAN) buf.copy(Buffer.from(out.buffer), 0, o, o + size * out.length);
+  else for (let i = 0; i < out.length; i++) out[i] = size === 8 ? buf.readDoubleLE(o + 8 * i) : buf.readUInt32LE(o + 4 * i);
+  return out;
 }
