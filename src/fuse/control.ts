@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import * as os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import { openImage } from '../image/open';
 import { Daemon } from './daemon';
@@ -149,10 +150,25 @@ function canonical(mnt: string): string {
  * and a fixed mmap threshold above libfuse's 128 KiB read buffers (one is
  * allocated per read request: served by mmap they would cost page faults
  * and TLB shootdowns on every read; larger ones still go back to the
- * system when freed). Measured by `make bench` (throughput, daemon RSS).
+ * system when freed). The old generation starts at 48 MB rather than
+ * V8's few MB: the heap's objects stay near 8 MB, yet with the default
+ * start the collector ran a full mark-compact every ~35 MB read (20 per
+ * 673 MB view; V8's worker threads took a tenth of the CPU samples of a
+ * cold read); with 48 MB it runs 6, at ~20 MB more peak RSS with 8
+ * readers. Measured by `make bench` (throughput, daemon RSS).
  */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2'];
-const DAEMON_ENV = { MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '262144', UNISO_DAEMON: '1' };
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2', '--initial-old-space-size=48'];
+/**
+ * The daemon's libuv thread pool (where blocks are inflated) has one
+ * thread per core rather than libuv's 4: on 2 cores, 4 inflating threads
+ * competed with the event loop that answers FUSE (cold read of the bench
+ * docker tar, medians of 8 fresh daemons: 554 MB/s with 4, 585 with 2).
+ * A UV_THREADPOOL_SIZE set by the user is kept.
+ */
+function daemonEnv(): NodeJS.ProcessEnv {
+  const pool = process.env.UV_THREADPOOL_SIZE ?? String(Math.max(2, Math.min(os.availableParallelism(), 64)));
+  return { ...process.env, MALLOC_ARENA_MAX: '1', MALLOC_MMAP_THRESHOLD_: '262144', UV_THREADPOOL_SIZE: pool, UNISO_DAEMON: '1' };
+}
 /** The kernel's readahead window on the mount (see raiseKernelReadahead). */
 const KERNEL_READAHEAD_KB = 1024;
 
@@ -181,7 +197,7 @@ export async function mountCommand(image: string, mntArg: string, opts: MountOpt
   if (!opts.foreground) return detach(image, mnt, opts);
   if (process.env.UNISO_DAEMON === '1') return runDaemon(image, mnt, opts);
   // foreground: run the tuned daemon process attached to this terminal
-  const child = spawn(process.execPath, daemonArgs(image, mnt, opts), { stdio: 'inherit', env: { ...process.env, ...DAEMON_ENV } });
+  const child = spawn(process.execPath, daemonArgs(image, mnt, opts), { stdio: 'inherit', env: daemonEnv() });
   const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward(sig));
   const code: number = await new Promise((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1))));
@@ -196,7 +212,7 @@ async function detach(image: string, mnt: string, opts: MountOptions): Promise<v
   const child = spawn(process.execPath, daemonArgs(image, mnt, opts), {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
-    env: { ...process.env, ...DAEMON_ENV, UNISO_READY_FD: '3', UNISO_LOG_FILE: log },
+    env: { ...daemonEnv(), UNISO_READY_FD: '3', UNISO_LOG_FILE: log },
   });
   fs.closeSync(logFd);
   const ready = child.stdio[3] as NodeJS.ReadableStream;
