@@ -13,7 +13,8 @@
  * thread pool (libdeflate), the read path of every inflating view;
  * readCached(), a read that takes only what the page cache already holds;
  * and willNeed(), which has the kernel start reading a range into the page
- * cache from a thread-pool thread.
+ * cache from a thread-pool thread. spliceContext() and spliceRead(), the
+ * read of a spliced view, live in splice_read.c.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -30,6 +31,7 @@
 #include <fcntl.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+#include "splice_read.h"
 
 enum { CODEC_LZMA = 2, CODEC_LZO = 3, CODEC_XZ = 4, CODEC_LZ4 = 5, CODEC_ZSTD = 6 };
 
@@ -478,6 +480,10 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "readCached", fn);
   napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, will_need, NULL, &fn);
   napi_set_named_property(env, exports, "willNeed", fn);
+  napi_create_function(env, "spliceContext", NAPI_AUTO_LENGTH, splice_context, NULL, &fn);
+  napi_set_named_property(env, exports, "spliceContext", fn);
+  napi_create_function(env, "spliceRead", NAPI_AUTO_LENGTH, splice_read, NULL, &fn);
+  napi_set_named_property(env, exports, "spliceRead", fn);
   return exports;
 }
 

@@ -1,7 +1,8 @@
 // Loader for uniso's native addon (native/uniso_native.c): squashfs
 // decompressors that Node's zlib lacks, SEEK_DATA/SEEK_HOLE, checking and
-// inflating pool blocks (libdeflate) on the thread pool, and page-cache
-// reads and readahead advice for the pool file.
+// inflating pool blocks (libdeflate) on the thread pool, page-cache
+// reads and readahead advice for the pool file, and the read of a spliced
+// view (native/splice_read.c).
 
 import * as path from 'node:path';
 
@@ -23,7 +24,24 @@ export interface NativeAddon {
   readCached(fd: number, bufs: Buffer[], offset: number): number;
   /** posix_fadvise(WILLNEED) on the thread pool: the kernel starts reading the range into the page cache. */
   willNeed(fd: number, offset: number, length: number): void;
+  /**
+   * A context for spliceRead over one recipe's columns and the pool's block
+   * table (referenced, not copied; `state` is the store's per-block check
+   * state, updated by spliceRead); the pool starts at `base` in `fd`.
+   */
+  spliceContext(fd: number, base: number, size: number, starts: Float64Array, kinds: Uint8Array, args: Uint32Array,
+    offs: Uint32Array, litData: Buffer, litStart: Uint32Array, offset: Float64Array, csize: Uint32Array,
+    usize: Uint32Array, flags: Uint8Array, sxh: Uint32Array, state: Uint8Array): SpliceContext;
+  /**
+   * The recipe's bytes at `pos` into `buf` from the page cache, checking
+   * blocks on first use: the count, or -1 when the read needs the
+   * JavaScript path (a segment to inflate, bytes not cached, a bad block).
+   */
+  spliceRead(ctx: SpliceContext, buf: Buffer, pos: number): number;
 }
+
+/** Opaque: made by spliceContext. */
+export type SpliceContext = { readonly __spliceContext: unique symbol };
 
 let addon: NativeAddon | undefined;
 /** why loading failed, remembered so that callers asking per read do not retry require() */

@@ -111,6 +111,17 @@ function compact(b: Buffer): Buffer {
   return c;
 }
 
+/** The columns of a recipe that spliceRead walks (src/recipe/recipe.ts Recipe has them). */
+export interface SpliceColumns {
+  size: number;
+  starts: Float64Array;
+  kinds: Uint8Array;
+  args: Uint32Array;
+  offs: Uint32Array;
+  litData: Buffer;
+  litStart: Uint32Array;
+}
+
 export interface BlockStoreOptions {
   cacheBytes?: number;
   name?: string; // for error messages (the pool file)
@@ -275,6 +286,24 @@ export class BlockStore {
       else this.inflated(id).catch(() => { /* reported when read */ });
     }
     if (todo.length) this.inflateNative(todo);
+  }
+
+  /**
+   * The addon's reader of a recipe's spliced reads (native/splice_read.c):
+   * reads that take only literals, zeros and spliced pool bytes, all in the
+   * page cache, are done in one call on this thread, checking blocks as
+   * readRun does; it answers -1 for any other read, which the caller then
+   * does the usual way. Undefined without the addon or when the pool is
+   * not one range of one file.
+   */
+  nativeSplicer(r: SpliceColumns): ((buf: Buffer, pos: number) => number) | undefined {
+    const addon = this.nativeInflate;
+    const t = this.table;
+    const where = addon && t.count > 0 ? this.source.locate?.(0, t.poolBytes) : undefined;
+    if (!addon || !where) return undefined;
+    const ctx = addon.spliceContext(where.fd, where.pos, r.size, r.starts, r.kinds, r.args, r.offs, r.litData, r.litStart,
+      t.offset, t.csize, t.usize, t.flags, t.sxh, this.storedState);
+    return (buf, pos) => addon.spliceRead(ctx, buf, pos);
   }
 
   /**

@@ -1,6 +1,9 @@
 // The recipe reader: a ByteSource over one recipe. pread() binary-searches
 // the segment holding the offset, then fills the buffer segment by segment,
-// fetching the blocks it needs in parallel from the BlockStore.
+// fetching the blocks it needs in parallel from the BlockStore. A read of
+// literals, zeros and spliced pool bytes that the page cache holds is first
+// tried in one call to the addon (BlockStore.nativeSplicer), which does the
+// same walk in C.
 
 import { ByteSource } from '../io/source';
 import { BlockStore, SpliceList } from '../pool/reader';
@@ -18,6 +21,8 @@ const STORED_STEP = 2 << 20;
 export interface ReaderOptions {
   /** Bytes of pool blocks to fetch ahead of a sequential reader (0: none). */
   readahead?: number;
+  /** false: never use the addon's spliced read (tests compare both paths) */
+  nativeSplice?: boolean;
 }
 
 export class RecipeReader implements ByteSource {
@@ -26,10 +31,13 @@ export class RecipeReader implements ByteSource {
   private prefetchedTo = 0;
   private storedTo = 0;
   private readonly readahead: number;
+  private readonly splice: ((buf: Buffer, pos: number) => number) | undefined;
 
   constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, opts: ReaderOptions = {}) {
     this.size = recipe.size;
     this.readahead = opts.readahead ?? 0;
+    const spliced = recipe.kinds.includes(SegKind.Deflate);
+    this.splice = spliced && opts.nativeSplice !== false ? blocks.nativeSplicer(recipe) : undefined;
   }
 
   /**
@@ -76,6 +84,10 @@ export class RecipeReader implements ByteSource {
         this.prefetchedTo = end;
         this.storedTo = end;
       }
+    }
+    if (this.splice) {
+      const n = this.splice(end - offset === buf.length ? buf : buf.subarray(0, end - offset), offset);
+      if (n >= 0) return n;
     }
     const first = findSegment(r, offset);
     // the blocks to inflate in this range, handed over together: batched thread-pool jobs

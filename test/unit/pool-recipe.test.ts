@@ -233,6 +233,105 @@ t.test('a corrupt pool block is an error, never wrong bytes', async (t) => {
     'truncated pool: spliced read rejects');
 });
 
+t.test("the addon's spliced read gives the JavaScript path's bytes", async (t) => {
+  const poolPath = path.join(dir, 'pool4');
+  const pool = new PoolWriter(poolPath, 6);
+  const w = pool.file();
+  await w.write(Buffer.concat([text, noise])); // compressed blocks, then raw ones of 64 KiB (two stored blocks each)
+  const c = await w.end();
+  await pool.finish();
+  fs.readFileSync(poolPath); // into the page cache: the addon reads only what is cached
+  const src = FileSource.open(poolPath);
+  t.teardown(() => src.close());
+  const ids = [...c.blocks].filter((id) => id !== 0);
+  const raw = (id: number) => (pool.blocks[id - 1].flags & FLAG_RAW) !== 0;
+  t.ok(ids.some(raw) && ids.some((id) => !raw(id)), 'compressed and raw blocks');
+  const rb = new RecipeBuilder();
+  for (const id of [...ids, ids[0], ids[ids.length - 1]]) { // two blocks used twice
+    rb.literal(Buffer.from(`<member ${id}>`));
+    rb.zero(300);
+    rb.deflate(id, deflateSegmentSize(pool.blocks[id - 1]));
+  }
+  rb.literal(Buffer.from('<end>'));
+  const r = rb.build();
+  const expected = Buffer.alloc(r.size);
+  const jsStore = new BlockStore(src, blockTableFrom(pool.blocks, src.size), { nativeInflate: false });
+  t.equal(await new RecipeReader(r, jsStore, { nativeSplice: false }).pread(expected, 0), r.size, 'JavaScript path');
+  t.ok(expected.includes(Buffer.from([0, 0xff, 0xff, 0x00, 0x00])), 'the raw blocks are wrapped in stored blocks of 65535 bytes');
+  const splice = new BlockStore(src, blockTableFrom(pool.blocks, src.size)).nativeSplicer(r)!;
+  t.ok(splice, 'the addon reads this pool');
+  const whole = Buffer.alloc(r.size + 10);
+  t.equal(splice(whole, 0), r.size, 'a read past the end is cut at the end');
+  t.ok(whole.subarray(0, r.size).equals(expected), 'whole read, every block checked on the way');
+  t.equal(splice(Buffer.alloc(10), r.size), 0, 'nothing at the end');
+  // a fresh store: first reads of blocks that cover them only in part
+  const fresh = new BlockStore(src, blockTableFrom(pool.blocks, src.size)).nativeSplicer(r)!;
+  let seed = 11;
+  for (let i = 0; i < 400; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const off = seed % r.size;
+    const len = 1 + ((seed >>> 8) % 140000);
+    const b = Buffer.alloc(len);
+    const n = fresh(b, off);
+    const want = expected.subarray(off, off + len);
+    if (n !== want.length || !b.subarray(0, n).equals(want)) return t.fail(`read ${len} at ${off}: ${n}`);
+  }
+  t.pass('400 random reads');
+  const reader = new RecipeReader(r, new BlockStore(src, blockTableFrom(pool.blocks, src.size)));
+  const viaReader = Buffer.alloc(r.size);
+  t.equal(await reader.pread(viaReader, 0), r.size);
+  t.ok(viaReader.equals(expected), 'RecipeReader.pread with the addon');
+  // a segment to inflate is left to the JavaScript path, before anything is copied
+  const mixed = new RecipeBuilder();
+  mixed.literal(Buffer.from('abc'));
+  mixed.raw(ids[0], 0, 100);
+  const mr = mixed.build();
+  const mb = Buffer.alloc(mr.size);
+  t.equal(new BlockStore(src, blockTableFrom(pool.blocks, src.size)).nativeSplicer(mr)!(mb, 0), -1, 'a segment to inflate: -1');
+  t.ok(mb.equals(Buffer.alloc(mr.size)), 'and nothing written');
+  t.throws(() => nativeIfBuilt()!.spliceRead({} as never, mb, 0), TypeError, 'not a context: a TypeError');
+});
+
+t.test("the addon's spliced read leaves a corrupt block to the JavaScript path, which rejects", async (t) => {
+  const poolPath = path.join(dir, 'pool5');
+  const pool = new PoolWriter(poolPath, 6);
+  const w = pool.file();
+  await w.write(Buffer.concat([text, noise]));
+  const c = await w.end();
+  await pool.finish();
+  const ids = [...c.blocks].filter((id) => id !== 0);
+  const rawId = ids.find((id) => pool.blocks[id - 1].flags & FLAG_RAW)!;
+  const fd = fs.openSync(poolPath, 'r+');
+  for (const id of [1, rawId]) { // a byte in the middle of a compressed and of a raw block
+    const at = pool.blocks[id - 1].offset + (pool.blocks[id - 1].csize >> 1);
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, at);
+    b[0] ^= 0x55;
+    fs.writeSync(fd, b, 0, 1, at);
+  }
+  fs.closeSync(fd);
+  fs.readFileSync(poolPath);
+  const src = FileSource.open(poolPath);
+  t.teardown(() => src.close());
+  for (const id of [1, rawId]) {
+    const rb = new RecipeBuilder();
+    rb.literal(Buffer.from('head'));
+    rb.deflate(id, deflateSegmentSize(pool.blocks[id - 1]));
+    const r = rb.build();
+    const store = new BlockStore(src, blockTableFrom(pool.blocks, src.size));
+    const splice = store.nativeSplicer(r)!;
+    t.equal(splice(Buffer.alloc(20), 0), -1, `block ${id}: a read of its first bytes (good ones) is left to JavaScript`);
+    t.equal(splice(Buffer.alloc(r.size), 0), -1, `block ${id}: so is a whole read`);
+    await t.rejects(new RecipeReader(r, store).pread(Buffer.alloc(r.size), 0), new RegExp(`block ${id} is corrupt`), `block ${id}: the read rejects`);
+  }
+  // the good blocks still read, through the addon
+  const good = ids.find((id) => id !== 1 && id !== rawId)!;
+  const rb = new RecipeBuilder();
+  rb.deflate(good, deflateSegmentSize(pool.blocks[good - 1]));
+  const r = rb.build();
+  t.equal(new BlockStore(src, blockTableFrom(pool.blocks, src.size)).nativeSplicer(r)!(Buffer.alloc(r.size), 0), r.size, 'a good block reads');
+});
+
 t.test('recipe deserialization rejects damage', async (t) => {
   const rb = new RecipeBuilder();
   rb.zero(100);
