@@ -72,6 +72,14 @@ t.test('recipe reader returns the right bytes at any offset', async (t) => {
   }
 });
 
+/** [offset, length] of `count` reads in `size` bytes, at most `maxLen` long (a fixed sequence, so a failure repeats). */
+function* randomReads(count: number, size: number, maxLen: number, seed: number): Generator<[number, number]> {
+  for (let i = 0; i < count; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    yield [seed % size, 1 + ((seed >>> 8) % maxLen)];
+  }
+}
+
 async function readsRight(t: Test, c: { blocks: number[]; size: number }, data: Buffer, src: FileSource, pool: PoolWriter, nativeInflate: boolean): Promise<void> {
   const store = new BlockStore(src, blockTableFrom(pool.blocks, src.size), { cacheBytes: 1 << 20, nativeInflate });
   const lit = Buffer.from('<<literal>>');
@@ -89,11 +97,7 @@ async function readsRight(t: Test, c: { blocks: number[]; size: number }, data: 
   const whole = Buffer.alloc(r.size);
   t.equal(await reader.pread(whole, 0), r.size);
   t.ok(whole.equals(expected), 'whole read');
-  let seed = 7;
-  for (let i = 0; i < 200; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    const off = seed % r.size;
-    const len = 1 + ((seed >>> 8) % 150000);
+  for (const [off, len] of randomReads(200, r.size, 150000, 7)) {
     const b = Buffer.alloc(len);
     const n = await reader.pread(b, off);
     const want = expected.subarray(off, off + len);
@@ -266,11 +270,7 @@ t.test("the addon's spliced read gives the JavaScript path's bytes", async (t) =
   t.equal(splice(Buffer.alloc(10), r.size), 0, 'nothing at the end');
   // a fresh store: first reads of blocks that cover them only in part
   const fresh = new BlockStore(src, blockTableFrom(pool.blocks, src.size)).nativeSplicer(r)!;
-  let seed = 11;
-  for (let i = 0; i < 400; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    const off = seed % r.size;
-    const len = 1 + ((seed >>> 8) % 140000);
+  for (const [off, len] of randomReads(400, r.size, 140000, 11)) {
     const b = Buffer.alloc(len);
     const n = fresh(b, off);
     const want = expected.subarray(off, off + len);
