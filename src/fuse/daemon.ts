@@ -109,7 +109,10 @@ export class Daemon {
           h = { node: n, src: ns.source(n) };
         }
         if (pos >= h.src.size) return cb(0);
-        h.src.pread(buf.subarray(0, Math.min(len, h.src.size - pos)), pos).then(
+        const into = buf.subarray(0, Math.min(len, h.src.size - pos));
+        const got = h.src.preadNow ? h.src.preadNow(into, pos) : h.src.pread(into, pos);
+        if (typeof got === 'number') return cb(got);
+        got.then(
           (n) => cb(n),
           (e) => cb(this.errno(e, `read ${p} @${pos}+${len}`)),
         );

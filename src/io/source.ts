@@ -10,6 +10,12 @@ export interface ByteSource {
   readonly size: number;
   /** Read up to buf.length bytes at `offset`; returns the count (short only at EOF). */
   pread(buf: Buffer, offset: number): Promise<number>;
+  /**
+   * Optional: pread that answers with the count itself when the read was
+   * done at once (no promise, no turn of the event loop), else a promise
+   * of it. May throw where pread would reject.
+   */
+  preadNow?(buf: Buffer, offset: number): number | Promise<number>;
   /** Optional scatter read: consecutive bytes at `offset` into `bufs` in turn; returns the total count. */
   preadv?(bufs: Buffer[], offset: number): Promise<number>;
   /**

@@ -69,7 +69,16 @@ export class RecipeReader implements ByteSource {
     this.prefetchedTo = Math.min(to, r.size);
   }
 
-  async pread(buf: Buffer, offset: number): Promise<number> {
+  pread(buf: Buffer, offset: number): Promise<number> {
+    try {
+      return Promise.resolve(this.preadNow(buf, offset));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The count at once when every byte came without waiting (the addon's read, the page cache, cached blocks), else a promise of it. */
+  preadNow(buf: Buffer, offset: number): number | Promise<number> {
     const r = this.recipe;
     if (offset >= r.size || buf.length === 0) return 0;
     const end = Math.min(r.size, offset + buf.length);
@@ -131,14 +140,14 @@ export class RecipeReader implements ByteSource {
       const wait = this.blocks.readDeflatedInto(splices, buf);
       if (wait) waits.push(wait);
     }
-    if (waits.length === 1) {
-      await waits[0];
-    } else if (waits.length > 1) {
-      // Settle every fetch before returning: the caller's buffer must not be
-      // written after pread() has answered, even when one fetch failed.
-      const results = await Promise.allSettled(waits);
+    const count = end - offset;
+    if (waits.length === 0) return count;
+    if (waits.length === 1) return waits[0].then(() => count);
+    // Settle every fetch before answering: the caller's buffer must not be
+    // written after the read has answered, even when one fetch failed.
+    return Promise.allSettled(waits).then((results) => {
       for (const res of results) if (res.status === 'rejected') throw res.reason;
-    }
-    return end - offset;
+      return count;
+    });
   }
 }
