@@ -29,12 +29,13 @@ const PREFETCH_GAP = 256 * 1024;
 /** Blocks inflated per thread-pool job (fewer hand-offs and completions; both cores still busy). */
 const INFLATE_BATCH = 8;
 
+/** A caller waiting for a block being inflated: for a copy of part of it, or (whole) for its buffer. */
 interface InflateWaiter {
-  dst: Buffer;
+  dst?: Buffer;
   dstOff: number;
   srcOff: number;
   n: number;
-  resolve: () => void;
+  resolve: (b: Buffer) => void;
   reject: (e: Error) => void;
 }
 
@@ -134,7 +135,9 @@ export class BlockStore {
   /** per block: 0 not checked yet, 1 good, 2 corrupt */
   private readonly storedState: Uint8Array;
   private readonly inflatedOk: Uint8Array;
-  /** copies waiting for a block being inflated (inflatedInto) */
+  /** blocks being inflated by the addon */
+  private readonly inflating = new Set<number>();
+  /** callers waiting for a block being inflated by the addon (inflatedInto, inflated) */
   private readonly waiters = new Map<number, InflateWaiter[]>();
   /** buffers for readRun's partly read blocks, for reuse */
   private readonly scratch: Buffer[] = [];
@@ -232,8 +235,7 @@ export class BlockStore {
       }
       if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
       this.escapeOnLoad.add(id);
-      if (!this.pending.has(id * 2 + 1)) this.inflateNative([id]);
-      return this.pending.get(id * 2 + 1)!;
+      return new Promise((resolve, reject) => this.wait(id, { dstOff: 0, srcOff: 0, n: 0, resolve, reject }));
     }
     if (raw) return this.stored(id).then((b) => this.verifyInflated(id, b));
     return this.cached(id * 2 + 1, async () => {
@@ -265,12 +267,15 @@ export class BlockStore {
       return undefined;
     }
     if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
-    return new Promise((resolve, reject) => {
-      let list = this.waiters.get(id);
-      if (!list) this.waiters.set(id, (list = []));
-      list.push({ dst, dstOff, srcOff, n, resolve, reject });
-      if (!this.pending.has(id * 2 + 1)) this.inflateNative([id]);
-    });
+    return new Promise((resolve, reject) => this.wait(id, { dst, dstOff, srcOff, n, resolve: () => resolve(), reject }));
+  }
+
+  /** Have `w` told when block `id` is inflated by the addon, starting the inflation if need be. */
+  private wait(id: number, w: InflateWaiter): void {
+    let list = this.waiters.get(id);
+    if (!list) this.waiters.set(id, (list = []));
+    list.push(w);
+    if (!this.inflating.has(id)) this.inflateNative([id]);
   }
 
   /** Start inflating blocks into the cache (readahead); errors are left for whoever reads them. */
@@ -281,7 +286,7 @@ export class BlockStore {
       if (!Number.isInteger(id) || id < 1 || id > this.table.count || this.storedState[id] === 2 || seen.has(id)) continue;
       seen.add(id);
       const key = id * 2 + 1;
-      if (this.cache.has(key) || this.pending.has(key)) continue;
+      if (this.cache.has(key) || this.pending.has(key) || this.inflating.has(id)) continue;
       if (this.nativeLocation(id)) todo.push(id);
       else this.inflated(id).catch(() => { /* reported when read */ });
     }
@@ -339,9 +344,9 @@ export class BlockStore {
    * Read, check and inflate blocks (none cached or in flight, all in the
    * pool file) on the thread pool with the native addon (libdeflate), up
    * to INFLATE_BATCH blocks per job: the stored bytes are checked against
-   * their XXH3 and the result against its CRC-32 on the way. Each block
-   * gets a pending promise that later callers share. On completion the
-   * waiting copies are made first, then the block goes into the cache.
+   * their XXH3 and the result against its CRC-32 on the way. Callers that
+   * need a block meanwhile wait for it (wait); on completion their copies
+   * are made first, then the block goes into the cache.
    * Output buffers of evicted blocks that never left the store are reused,
    * so a steady read allocates nothing.
    */
@@ -350,7 +355,6 @@ export class BlockStore {
     for (let a = 0; a < ids.length;) {
       const batch: number[] = [];
       const outs: Buffer[] = [];
-      const settle: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
       const pos = new Float64Array(Math.min(INFLATE_BATCH, ids.length - a));
       const meta = new Uint32Array(pos.length * 4);
       let fd = -1;
@@ -368,14 +372,12 @@ export class BlockStore {
         meta[4 * k + 2] = t.crc32[i];
         meta[4 * k + 3] = t.flags[i] & FLAG_RAW ? 1 : 0;
         outs.push(this.outputBuffer(t.usize[i]));
-        const p = new Promise<Buffer>((resolve, reject) => settle.push({ resolve, reject }));
-        p.catch(() => { /* every caller handles it; none may be left */ });
-        this.pending.set(id * 2 + 1, p);
+        this.inflating.add(id);
       }
       const n = batch.length;
       this.nativeInflate!.inflateBlocks(fd, n === pos.length ? pos : pos.subarray(0, n), n * 4 === meta.length ? meta : meta.subarray(0, n * 4), outs,
         (err, status) => {
-          for (let k = 0; k < n; k++) this.inflateDone(batch[k], outs[k], err ? -1 : status![k], err, settle[k]);
+          for (let k = 0; k < n; k++) this.inflateDone(batch[k], outs[k], err ? -1 : status![k], err);
         });
     }
   }
@@ -393,9 +395,8 @@ export class BlockStore {
     if (b.length === POOL_BLOCK && b.buffer.byteLength === POOL_BLOCK && this.spare.length < SPARE_BUFFERS) this.spare.push(b);
   }
 
-  private inflateDone(id: number, out: Buffer, status: number, err: Error | null,
-    settle: { resolve: (b: Buffer) => void; reject: (e: Error) => void }): void {
-    this.pending.delete(id * 2 + 1);
+  private inflateDone(id: number, out: Buffer, status: number, err: Error | null): void {
+    this.inflating.delete(id);
     const waiting = this.waiters.get(id);
     this.waiters.delete(id);
     let error: BlockCorruptError | undefined;
@@ -404,13 +405,12 @@ export class BlockStore {
       this.inflatedOk[id] = 1;
       if (waiting) {
         for (const w of waiting) {
-          out.copy(w.dst, w.dstOff, w.srcOff, w.srcOff + w.n);
-          w.resolve();
+          if (w.dst) out.copy(w.dst, w.dstOff, w.srcOff, w.srcOff + w.n);
+          w.resolve(out);
         }
       }
       if (this.escapeOnLoad.delete(id)) this.escaped.add(out);
       this.cache.set(id * 2 + 1, out);
-      settle.resolve(out);
       return;
     }
     if (status === 1) {
@@ -426,7 +426,6 @@ export class BlockStore {
     this.escapeOnLoad.delete(id);
     this.keepSpare(out);
     if (waiting) for (const w of waiting) w.reject(error);
-    settle.reject(error);
   }
 
   /**
