@@ -215,11 +215,16 @@ static int add_block(const splice_ctx_t *c, uint32_t id, uint64_t w, uint8_t *ds
   return 0;
 }
 
+ssize_t read_nowait(int fd, const struct iovec *iov, int n, off_t offset) {
+  ssize_t r;
+  do r = preadv2(fd, iov, n, offset, RWF_NOWAIT);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
 /* One preadv2 of the page cache for pool bytes [pos, pos + len) into iov; all of it or -1. */
 static int read_cached_all(const splice_ctx_t *c, struct iovec *iov, int n, int64_t pos, size_t len) {
-  ssize_t r;
-  do r = preadv2(c->fd, iov, n, (off_t)(c->base + pos), RWF_NOWAIT);
-  while (r < 0 && errno == EINTR);
+  ssize_t r = read_nowait(c->fd, iov, n, (off_t)(c->base + pos));
   return r >= 0 && (size_t)r == len ? 0 : -1;
 }
 

@@ -403,9 +403,7 @@ static napi_value read_cached(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  ssize_t r;
-  do r = preadv2(fd, iov, (int)n, (off_t)off, RWF_NOWAIT);
-  while (r < 0 && errno == EINTR);
+  ssize_t r = read_nowait(fd, iov, (int)n, (off_t)off);
   if (r < 0) {
     if (errno != EAGAIN && errno != EOPNOTSUPP && errno != ENOSYS) {
       napi_throw_error(env, NULL, strerror(errno));
@@ -469,21 +467,16 @@ static napi_value will_need(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "decompress", NAPI_AUTO_LENGTH, decompress, NULL, &fn);
-  napi_set_named_property(env, exports, "decompress", fn);
-  napi_create_function(env, "seekData", NAPI_AUTO_LENGTH, seek_data, NULL, &fn);
-  napi_set_named_property(env, exports, "seekData", fn);
-  napi_create_function(env, "inflateBlocks", NAPI_AUTO_LENGTH, inflate_blocks, NULL, &fn);
-  napi_set_named_property(env, exports, "inflateBlocks", fn);
-  napi_create_function(env, "readCached", NAPI_AUTO_LENGTH, read_cached, NULL, &fn);
-  napi_set_named_property(env, exports, "readCached", fn);
-  napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, will_need, NULL, &fn);
-  napi_set_named_property(env, exports, "willNeed", fn);
-  napi_create_function(env, "spliceContext", NAPI_AUTO_LENGTH, splice_context, NULL, &fn);
-  napi_set_named_property(env, exports, "spliceContext", fn);
-  napi_create_function(env, "spliceRead", NAPI_AUTO_LENGTH, splice_read, NULL, &fn);
-  napi_set_named_property(env, exports, "spliceRead", fn);
+  static const struct { const char *name; napi_callback fn; } fns[] = {
+    { "decompress", decompress }, { "seekData", seek_data }, { "inflateBlocks", inflate_blocks },
+    { "readCached", read_cached }, { "willNeed", will_need }, { "spliceContext", splice_context },
+    { "spliceRead", splice_read },
+  };
+  for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++) {
+    napi_value fn;
+    napi_create_function(env, fns[k].name, NAPI_AUTO_LENGTH, fns[k].fn, NULL, &fn);
+    napi_set_named_property(env, exports, fns[k].name, fn);
+  }
   return exports;
 }
 
