@@ -147,8 +147,6 @@ export class BlockStore {
   private readonly spare: Buffer[] = [];
   /** buffers handed out by inflated(): never reused */
   private readonly escaped = new WeakSet<Buffer>();
-  /** blocks being inflated whose buffer inflated() will hand out */
-  private readonly escapeOnLoad = new Set<number>();
   readonly name: string;
   /** the addon's inflateBlock, when built and the source is a plain file */
   private readonly nativeInflate: NativeAddon | undefined;
@@ -234,7 +232,6 @@ export class BlockStore {
         return Promise.resolve(hit);
       }
       if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
-      this.escapeOnLoad.add(id);
       return new Promise((resolve, reject) => this.wait(id, { dstOff: 0, srcOff: 0, n: 0, resolve, reject }));
     }
     if (raw) return this.stored(id).then((b) => this.verifyInflated(id, b));
@@ -406,10 +403,10 @@ export class BlockStore {
       if (waiting) {
         for (const w of waiting) {
           if (w.dst) out.copy(w.dst, w.dstOff, w.srcOff, w.srcOff + w.n);
+          else this.escaped.add(out); // handed out whole (inflated): never reused
           w.resolve(out);
         }
       }
-      if (this.escapeOnLoad.delete(id)) this.escaped.add(out);
       this.cache.set(id * 2 + 1, out);
       return;
     }
@@ -423,7 +420,6 @@ export class BlockStore {
     } else {
       error = new BlockCorruptError(`${this.name}: block ${id} is unreadable (${err?.message ?? 'unknown error'})`);
     }
-    this.escapeOnLoad.delete(id);
     this.keepSpare(out);
     if (waiting) for (const w of waiting) w.reject(error);
   }
