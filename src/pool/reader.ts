@@ -7,6 +7,8 @@
 // in-flight de-duplication; inflation runs on the libuv thread pool (the
 // native addon's libdeflate: read, check and inflate in one job; node's
 // zlib when the addon is missing), so concurrent readers use both cores.
+// A block a sequential reader is through with (inflatedInto's `done`)
+// leaves the cache at once and its buffer takes the next inflation.
 //
 // Nothing unverified is ever returned: each block's stored bytes are
 // checked (XXH3, from the catalog) on the bytes of its first read, which
@@ -32,6 +34,8 @@ const INFLATE_BATCH = 8;
 /** A caller waiting for a block being inflated: for a copy of part of it, or (whole) for its buffer. */
 interface InflateWaiter {
   dst?: Buffer;
+  /** the caller is through with the block after this copy (see inflatedInto) */
+  done?: boolean;
   dstOff: number;
   srcOff: number;
   n: number;
@@ -148,6 +152,8 @@ export class BlockStore {
   /** buffers handed out by inflated(): never reused */
   private readonly escaped = new WeakSet<Buffer>();
   readonly name: string;
+  /** blocks inflated so far (each inflation counts, also of a block inflated before) */
+  inflations = 0;
   /** the addon's inflateBlock, when built and the source is a plain file */
   private readonly nativeInflate: NativeAddon | undefined;
 
@@ -243,6 +249,7 @@ export class BlockStore {
       } catch (e) {
         throw new BlockCorruptError(`${this.name}: block ${id} does not inflate (${(e as Error).message})`);
       }
+      this.inflations++;
       return this.verifyInflated(id, compact(out));
     });
   }
@@ -251,8 +258,12 @@ export class BlockStore {
    * Copy bytes [srcOff, srcOff + n) of the block's uncompressed bytes to
    * `dst` at `dstOff`: at once from the cache (no promise), else as soon as
    * the block is inflated, before anything else can happen to its buffer.
+   * `done`: the caller (a sequential reader) is through with the block, so
+   * its buffer is reused for the next inflation rather than kept in the
+   * cache: a stream's blocks then cycle through a few warm buffers instead
+   * of the whole cache, which stays for blocks read again.
    */
-  inflatedInto(id: number, srcOff: number, dst: Buffer, dstOff: number, n: number): Promise<void> | undefined {
+  inflatedInto(id: number, srcOff: number, dst: Buffer, dstOff: number, n: number, done = false): Promise<void> | undefined {
     this.check(id);
     if (srcOff < 0 || srcOff + n > this.table.usize[id - 1]) {
       return Promise.reject(new BlockCorruptError(`${this.name}: block ${id} is shorter than the recipe expects`));
@@ -261,10 +272,11 @@ export class BlockStore {
     const hit = this.cache.get(id * 2 + 1);
     if (hit) {
       hit.copy(dst, dstOff, srcOff, srcOff + n);
+      if (done) this.cache.delete(id * 2 + 1); // dispose keeps the buffer for reuse
       return undefined;
     }
     if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
-    return new Promise((resolve, reject) => this.wait(id, { dst, dstOff, srcOff, n, resolve: () => resolve(), reject }));
+    return new Promise((resolve, reject) => this.wait(id, { dst, dstOff, srcOff, n, done, resolve: () => resolve(), reject }));
   }
 
   /** Have `w` told when block `id` is inflated by the addon, starting the inflation if need be. */
@@ -398,16 +410,20 @@ export class BlockStore {
     this.waiters.delete(id);
     let error: BlockCorruptError | undefined;
     if (status === 0) {
+      this.inflations++;
       this.storedState[id] = 1;
       this.inflatedOk[id] = 1;
+      let done = false;
       if (waiting) {
         for (const w of waiting) {
           if (w.dst) out.copy(w.dst, w.dstOff, w.srcOff, w.srcOff + w.n);
           else this.escaped.add(out); // handed out whole (inflated): never reused
+          done ||= w.done === true;
           w.resolve(out);
         }
       }
-      this.cache.set(id * 2 + 1, out);
+      if (done && !this.escaped.has(out)) this.keepSpare(out);
+      else this.cache.set(id * 2 + 1, out);
       return;
     }
     if (status === 1) {

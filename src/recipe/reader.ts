@@ -3,7 +3,9 @@
 // fetching the blocks it needs in parallel from the BlockStore. A read of
 // literals, zeros and spliced pool bytes that the page cache holds is first
 // tried in one call to the addon (BlockStore.nativeSplicer), which does the
-// same walk in C.
+// same walk in C. A sequential reader tells the store when it is through
+// with a block (every byte its segment gives served, the recipe using the
+// block nowhere else), so a stream's blocks do not fill the block cache.
 
 import { ByteSource } from '../io/source';
 import { BlockStore, SpliceList } from '../pool/reader';
@@ -17,6 +19,34 @@ const PREFETCH_STEP = 512 * 1024;
  * the thread pool, so the reads find them in the page cache.
  */
 const STORED_STEP = 2 << 20;
+
+/** Partly served segments remembered per reader (see served); more and they are forgotten. */
+const SERVED_MAX = 64;
+/**
+ * A read this far behind where the reads so far ended still counts as
+ * sequential: the kernel's readahead keeps a few MiB of reads in flight
+ * and they arrive in any order.
+ */
+const BEHIND_MAX = 8 << 20;
+
+/** Per recipe: the blocks that more than one of its inflated segments use. */
+const sharedBlocks = new WeakMap<Recipe, Set<number>>();
+
+function blocksUsedTwice(r: Recipe): Set<number> {
+  let shared = sharedBlocks.get(r);
+  if (!shared) {
+    const seen = new Set<number>();
+    shared = new Set<number>();
+    for (let i = 0; i < r.count; i++) {
+      if ((r.kinds[i] as SegKind) !== SegKind.Raw) continue;
+      const id = r.args[i];
+      if (seen.has(id)) shared.add(id);
+      else seen.add(id);
+    }
+    sharedBlocks.set(r, shared);
+  }
+  return shared;
+}
 
 export interface ReaderOptions {
   /** Bytes of pool blocks to fetch ahead of a sequential reader (0: none). */
@@ -32,10 +62,20 @@ export class RecipeReader implements ByteSource {
   private storedTo = 0;
   private readonly readahead: number;
   private readonly splice: ((buf: Buffer, pos: number) => number) | undefined;
+  /**
+   * Bytes served so far of the inflated segments a sequential reader has
+   * read in part (segment index -> bytes): when a segment has been served
+   * whole, its block is not needed again by this reader (reads may arrive
+   * out of order, so counting, not "the read reached its end").
+   */
+  private readonly served = new Map<number, number>();
+  /** blocks this recipe uses more than once: left in the cache */
+  private readonly shared: Set<number>;
 
   constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, opts: ReaderOptions = {}) {
     this.size = recipe.size;
     this.readahead = opts.readahead ?? 0;
+    this.shared = this.readahead > 0 ? blocksUsedTwice(recipe) : new Set();
     const spliced = recipe.kinds.includes(SegKind.Deflate);
     this.splice = spliced && opts.nativeSplice !== false ? blocks.nativeSplicer(recipe) : undefined;
   }
@@ -69,6 +109,27 @@ export class RecipeReader implements ByteSource {
     this.prefetchedTo = Math.min(to, r.size);
   }
 
+  /**
+   * A sequential reader is being served n more bytes of inflated segment
+   * i: true when that completes the segment and no other segment of the
+   * recipe uses its block.
+   */
+  private finished(i: number, n: number): boolean {
+    const r = this.recipe;
+    if (this.shared.has(r.args[i])) return false;
+    const len = segmentLength(r, i);
+    if (n < len) {
+      const got = (this.served.get(i) ?? 0) + n;
+      if (got < len) {
+        if (this.served.size >= SERVED_MAX && !this.served.has(i)) this.served.clear();
+        this.served.set(i, got);
+        return false;
+      }
+      this.served.delete(i);
+    }
+    return true;
+  }
+
   pread(buf: Buffer, offset: number): Promise<number> {
     try {
       return Promise.resolve(this.preadNow(buf, offset));
@@ -82,16 +143,19 @@ export class RecipeReader implements ByteSource {
     const r = this.recipe;
     if (offset >= r.size || buf.length === 0) return 0;
     const end = Math.min(r.size, offset + buf.length);
+    let sequential = false;
     if (this.readahead > 0) {
       // sequential: the kernel keeps several reads in flight and they may
       // arrive out of order, so "near where the reads so far ended" counts
-      if (Math.abs(offset - this.lastEnd) <= this.readahead) {
+      if (offset - this.lastEnd <= this.readahead && this.lastEnd - offset <= BEHIND_MAX) {
+        sequential = true;
         this.lastEnd = Math.max(this.lastEnd, end);
         this.prefetch(this.lastEnd, this.lastEnd + this.readahead);
       } else {
         this.lastEnd = end;
         this.prefetchedTo = end;
         this.storedTo = end;
+        this.served.clear();
       }
     }
     if (this.splice) {
@@ -125,7 +189,7 @@ export class RecipeReader implements ByteSource {
           break;
         case SegKind.Raw:
         {
-          const wait = this.blocks.inflatedInto(arg, off, buf, dst, n);
+          const wait = this.blocks.inflatedInto(arg, off, buf, dst, n, sequential && this.finished(i, n));
           if (wait) waits.push(wait);
           break;
         }

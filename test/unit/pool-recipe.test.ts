@@ -122,6 +122,67 @@ async function readsRight(t: Test, c: { blocks: number[]; size: number }, data: 
   t.ok(inflated.equals(Buffer.concat(nonZero)), 'spliced deflate segments inflate to the non-zero blocks');
 }
 
+t.test('a sequential reader hands back the blocks it is through with; blocks used again stay cached', async (t) => {
+  t.ok(nativeIfBuilt(), 'the addon is built (make test builds it)');
+  const poolPath = path.join(dir, 'pool6');
+  const pool = new PoolWriter(poolPath, 6);
+  const w = pool.file();
+  await w.write(Buffer.concat([text, noise])); // compressed blocks, then raw ones
+  const c = await w.end();
+  await pool.finish();
+  const src = FileSource.open(poolPath);
+  t.teardown(() => src.close());
+  const data = Buffer.concat([text, noise]);
+  const ids = [...c.blocks];
+  t.ok(ids.length >= 6 && ids.every((id) => id !== 0) && new Set(ids).size === ids.length, 'distinct blocks');
+  const blockBytes = (k: number) => data.subarray(k * 65536, (k + 1) * 65536);
+  // every block once, in order, with literals between; the first block used again at the end
+  const rb = new RecipeBuilder();
+  const parts: Buffer[] = [];
+  const where: number[] = []; // view offset of block k's segment
+  let at = 0;
+  const lit = (b: Buffer) => { rb.literal(b); parts.push(b); at += b.length; };
+  const raw = (k: number) => { where[k] = at; rb.raw(ids[k], 0, blockBytes(k).length); parts.push(blockBytes(k)); at += blockBytes(k).length; };
+  ids.forEach((_, k) => { lit(Buffer.from(`<${k}>`)); raw(k); });
+  lit(Buffer.from('<again>'));
+  const againAt = at;
+  rb.raw(ids[0], 0, 65536); parts.push(blockBytes(0)); at += 65536;
+  const r = rb.build();
+  const expected = Buffer.concat(parts);
+  t.equal(r.size, expected.length);
+  const store = new BlockStore(src, blockTableFrom(pool.blocks, src.size), { cacheBytes: 8 << 20 });
+  // reads of 100,000 bytes: most segments are served by two reads; a readahead too short
+  // to prefetch, so blocks are inflated as the reads come and take the buffers handed back
+  const seq = new RecipeReader(r, store, { readahead: 65536 });
+  const got = Buffer.alloc(r.size);
+  for (let off = 0; off < r.size; off += 100000) await seq.pread(got.subarray(off, off + 100000), off);
+  t.ok(got.equals(expected), 'sequential read: the right bytes, buffers of finished blocks reused on the way');
+  t.equal(store.inflations, ids.length, 'each block inflated once (the first block kept for its second use)');
+  // a reader without readahead (random access) finds the shared block cached, the others handed back
+  const rnd = new RecipeReader(r, store);
+  const one = (k: number) => { const b = Buffer.alloc(blockBytes(k).length); return rnd.pread(b, where[k]).then(() => b); };
+  let before = store.inflations;
+  t.ok((await one(0)).equals(blockBytes(0)), 'first block');
+  t.equal(store.inflations, before, 'used twice by the recipe: still cached');
+  t.ok((await one(2)).equals(blockBytes(2)), 'third block');
+  t.equal(store.inflations, before + 1, 'used once and read through: inflated again');
+  const b0 = Buffer.alloc(65536);
+  await rnd.pread(b0, againAt);
+  t.ok(b0.equals(blockBytes(0)), 'second use of the first block');
+  // out of order: the second half of a segment before the first; handed back only when both are served
+  // (the last block: readahead finds nothing after it to inflate, the first block being cached)
+  const ooo = new RecipeReader(r, store, { readahead: 1 << 20 });
+  const k = ids.length - 1;
+  const len = blockBytes(k).length;
+  const half = Buffer.alloc(len);
+  before = store.inflations;
+  await Promise.all([ooo.pread(half.subarray(len >> 1), where[k] + (len >> 1)), ooo.pread(half.subarray(0, len >> 1), where[k])]);
+  t.ok(half.equals(blockBytes(k)), 'both halves right');
+  t.equal(store.inflations, before + 1, 'one inflation for the two halves');
+  t.ok((await one(k)).equals(blockBytes(k)), 'read again');
+  t.equal(store.inflations, before + 2, 'handed back once both halves were served');
+});
+
 t.test('long zero runs in literals become zero segments; the bytes stay the same', async (t) => {
   // a literal like a tar header: text, a long zero run, text, a short zero run, zeros to the end
   const header = Buffer.alloc(1024);
