@@ -111,13 +111,11 @@ export class RecipeReader implements ByteSource {
 
   /**
    * A sequential reader is being served n more bytes of inflated segment
-   * i: true when that completes the segment and no other segment of the
-   * recipe uses its block.
+   * i (len bytes long): true when that completes the segment and no other
+   * segment of the recipe uses its block.
    */
-  private finished(i: number, n: number): boolean {
-    const r = this.recipe;
-    if (this.shared.has(r.args[i])) return false;
-    const len = segmentLength(r, i);
+  private finished(i: number, n: number, len: number): boolean {
+    if (this.shared.has(this.recipe.args[i])) return false;
     if (n < len) {
       const got = (this.served.get(i) ?? 0) + n;
       if (got < len) {
@@ -189,7 +187,7 @@ export class RecipeReader implements ByteSource {
           break;
         case SegKind.Raw:
         {
-          const wait = this.blocks.inflatedInto(arg, off, buf, dst, n, sequential && this.finished(i, n));
+          const wait = this.blocks.inflatedInto(arg, off, buf, dst, n, sequential && this.finished(i, n, segLen));
           if (wait) waits.push(wait);
           break;
         }
