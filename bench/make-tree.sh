@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Creates (once) the benchmark appliance: a real Debian bookworm root tree
 # made by debootstrap (minbase + extra packages, >= 500 MB), packed as a
-# TurnKey-layout ISO with test/fixture/make-iso.sh (gzip squashfs).
-# Both are cached under bench/cache/<key>/, where the key is a hash of the
-# suite, the package list and make-iso.sh (changing either rebuilds). Prints the
-# cache directory, which holds tree/, the ISO and tree-bytes (du -sb).
+# TurnKey-layout ISO with test/fixture/make-iso.sh (an xz squashfs, as
+# TurnKey's release ISOs are). Both are cached under bench/cache/<key>/, where
+# the key is a hash of the suite and the package list; the ISO is rebuilt from
+# the cached tree when make-iso.sh or the compressor changes (iso-key). Prints
+# the cache directory, which holds tree/, the ISO and tree-bytes (du -sb).
 #   make-tree.sh            (needs root and network access to the Debian mirror)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,9 +23,12 @@ PACKAGES=(
 )
 
 [ "$(id -u)" = 0 ] || { echo "make-tree.sh: must run as root (debootstrap)" >&2; exit 1; }
-KEY=$( { cat "$ROOT/test/fixture/make-iso.sh"; echo "$SUITE minbase ${PACKAGES[*]}"; } | sha256sum | cut -c1-16)
+ISO_COMP=xz
+KEY=$(echo "$SUITE minbase ${PACKAGES[*]}" | sha256sum | cut -c1-16)
+ISO_KEY=$( { cat "$ROOT/test/fixture/make-iso.sh"; echo "$ISO_COMP"; } | sha256sum | cut -c1-16)
 OUT="$HERE/cache/$KEY"
-if [ -f "$OUT/done" ]; then echo "$OUT"; exit 0; fi
+if [ -f "$OUT/done" ] && [ "$(cat "$OUT/iso-key" 2>/dev/null)" = "$ISO_KEY" ]; then echo "$OUT"; exit 0; fi
+rm -f "$OUT/done"
 
 mkdir -p "$OUT"
 TREE="$OUT/tree"
@@ -51,8 +55,9 @@ if [ "$BYTES" -lt "$MIN_BYTES" ]; then
   echo "make-tree: tree is only $BYTES bytes (< $MIN_BYTES); add packages to PACKAGES in $0" >&2
   exit 1
 fi
-echo "make-tree: tree $BYTES bytes; packing $ISO_NAME (gzip squashfs)" >&2
-"$ROOT/test/fixture/make-iso.sh" "$TREE" "$OUT/$ISO_NAME.tmp" gzip
+echo "make-tree: tree $BYTES bytes; packing $ISO_NAME ($ISO_COMP squashfs)" >&2
+"$ROOT/test/fixture/make-iso.sh" "$TREE" "$OUT/$ISO_NAME.tmp" "$ISO_COMP"
 mv "$OUT/$ISO_NAME.tmp" "$OUT/$ISO_NAME"
+echo "$ISO_KEY" > "$OUT/iso-key"
 touch "$OUT/done"
 echo "$OUT"

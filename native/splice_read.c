@@ -6,20 +6,27 @@
  * such a read, so a FUSE read costs one call instead of a walk over the
  * tens of segments (a tar header, a file's blocks) that 128 KiB span.
  *
- *   spliceContext(fd, base, size, starts, kinds, args, offs, litData,
+ *   spliceContext(extents, size, starts, kinds, args, offs, litData,
  *                 litStart, offset, csize, usize, flags, sxh, state) -> ctx
- *     the recipe's columns (size, then Float64Array, Uint8Array,
- *     Uint32Array, Uint32Array, Buffer, Uint32Array) and the pool's block
- *     table (Float64Array, Uint32Array x2, Uint8Array, Uint32Array) with
- *     the store's per-block check state (Uint8Array, indexed by block id:
- *     0 not checked, 1 good, 2 corrupt); the pool's byte 0 is at `base`
- *     in file `fd`. The arrays are referenced, not copied: the state the
- *     JavaScript store sees is the one updated here.
+ *     where the pool's bytes are (Float64Array: pool offset, fd, file
+ *     position, length for each piece; a universal ISO's pool is its
+ *     squashfs, then its side pool), the recipe's columns (size, then
+ *     Float64Array, Uint8Array, Uint32Array, Uint32Array, Buffer,
+ *     Uint32Array) and the pool's block table (Float64Array, Uint32Array
+ *     x2, Uint8Array, Uint32Array) with the store's per-block check state
+ *     (Uint8Array, indexed by block id: 0 not checked, 1 good, 2 corrupt).
+ *     The arrays are referenced, not copied: the state the JavaScript store
+ *     sees is the one updated here.
  *   spliceRead(ctx, buf, pos) -> bytes read into buf, or -1
  *     -1 whenever the read needs the JavaScript path: a segment to inflate,
  *     pool bytes not in the page cache, a block marked corrupt or whose
- *     check fails here, anything out of range. The caller then does the
- *     whole read again in JavaScript, which reports errors properly.
+ *     check fails here, pool bytes that cross from one piece to the next,
+ *     anything out of range. The caller then does the whole read again in
+ *     JavaScript, which reports errors properly.
+ *
+ * Pool bytes read for one call are contiguous runs, each one preadv2; runs
+ * up to RUN_GAP_MAX bytes apart are joined, the bytes between going to a
+ * scratch buffer (the zlib framing between a squashfs pool's blocks).
  *
  * A block's stored bytes are checked (low 32 bits of their XXH3-64) the
  * first time a read covers them, on the bytes read for the caller when
@@ -50,6 +57,11 @@ enum { SEG_ZERO = 0, SEG_LITERAL = 1, SEG_RAW = 2, SEG_DEFLATE = 3 };
 /* iovecs per preadv2 call */
 #define MAX_IOV 64
 #define CTX_ARRAYS 12
+/* pool pieces (files, or extents of the ISO) at most */
+#define MAX_EXTENTS 64
+/* runs of pool bytes this close are read as one (the gap into gap_sink); as RUN_GAP_MAX in src/pool/reader.ts */
+#define RUN_GAP_MAX 16
+static uint8_t gap_sink[RUN_GAP_MAX];
 
 /* a run of one block's stored bytes copied to the caller's buffer */
 typedef struct {
@@ -77,11 +89,19 @@ typedef struct {
   size_t scratch_cap;
 } work_t;
 
+/* `len` bytes of the pool from `at` lie at `pos` in `fd` */
+typedef struct {
+  int64_t at;
+  int fd;
+  int64_t pos;
+  int64_t len;
+} extent_t;
+
 typedef struct {
   napi_ref refs[CTX_ARRAYS];
   work_t *work; /* made on the first read */
-  int fd;
-  int64_t base;
+  extent_t ext[MAX_EXTENTS];
+  size_t n_ext;
   double size;
   uint32_t count;
   const double *starts;
@@ -120,26 +140,30 @@ static void finalize_ctx(napi_env env, void *data, void *hint) {
 }
 
 napi_value splice_context(napi_env env, napi_callback_info info) {
-  size_t argc = 15;
-  napi_value argv[15];
+  size_t argc = 14;
+  napi_value argv[14];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  static const char *usage = "spliceContext(fd, base, size, starts, kinds, args, offs, litData, litStart, offset, csize, usize, flags, sxh, state)";
+  static const char *usage = "spliceContext(extents, size, starts, kinds, args, offs, litData, litStart, offset, csize, usize, flags, sxh, state)";
   splice_ctx_t *c = calloc(1, sizeof *c);
   if (!c) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
-  int32_t fd;
-  int64_t base;
-  size_t n_starts, n_kinds, n_args, n_offs, n_litstart, n_off, n_csize, n_usize, n_flags, n_sxh, n_state;
+  size_t n_starts, n_kinds, n_args, n_offs, n_litstart, n_off, n_csize, n_usize, n_flags, n_sxh, n_state, n_ext;
   static const napi_typedarray_type types[CTX_ARRAYS] = {
     napi_float64_array, napi_uint8_array, napi_uint32_array, napi_uint32_array, napi_uint8_array, napi_uint32_array,
     napi_float64_array, napi_uint32_array, napi_uint32_array, napi_uint8_array, napi_uint32_array, napi_uint8_array,
   };
   void *data[CTX_ARRAYS];
+  void *ext;
   size_t *lens[CTX_ARRAYS] = { &n_starts, &n_kinds, &n_args, &n_offs, &c->lit_len, &n_litstart,
     &n_off, &n_csize, &n_usize, &n_flags, &n_sxh, &n_state };
-  int ok = argc == 15 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0 &&
-    napi_get_value_int64(env, argv[1], &base) == napi_ok && base >= 0 &&
-    napi_get_value_double(env, argv[2], &c->size) == napi_ok && c->size >= 0;
-  for (int k = 0; ok && k < CTX_ARRAYS; k++) ok = typed(env, argv[3 + k], types[k], &data[k], lens[k]);
+  int ok = argc == 14 && typed(env, argv[0], napi_float64_array, &ext, &n_ext) && n_ext > 0 && n_ext % 4 == 0 &&
+    n_ext / 4 <= MAX_EXTENTS && napi_get_value_double(env, argv[1], &c->size) == napi_ok && c->size >= 0;
+  for (size_t k = 0; ok && k < n_ext / 4; k++) {
+    const double *e = (const double *)ext + 4 * k;
+    ok = e[0] >= 0 && e[1] >= 0 && e[1] <= INT32_MAX && e[2] >= 0 && e[3] >= 0 && (k == 0 || e[0] >= e[-4] + e[-1]);
+    c->ext[k] = (extent_t){ (int64_t)e[0], (int)e[1], (int64_t)e[2], (int64_t)e[3] };
+  }
+  c->n_ext = n_ext / 4;
+  for (int k = 0; ok && k < CTX_ARRAYS; k++) ok = typed(env, argv[2 + k], types[k], &data[k], lens[k]);
   ok = ok && n_starts == n_kinds && n_starts == n_args && n_starts == n_offs && n_starts <= UINT32_MAX && n_litstart >= 1 &&
     n_off == n_csize && n_off == n_usize && n_off == n_flags && n_off == n_sxh && n_state == n_off + 1 && n_off < UINT32_MAX;
   if (!ok) {
@@ -147,8 +171,6 @@ napi_value splice_context(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
-  c->fd = fd;
-  c->base = base;
   c->count = (uint32_t)n_starts;
   c->starts = data[0];
   c->kinds = data[1];
@@ -165,7 +187,7 @@ napi_value splice_context(napi_env env, napi_callback_info info) {
   c->state = data[11];
   c->blocks = (uint32_t)n_off;
   c->pool_bytes = c->blocks ? c->b_offset[c->blocks - 1] + c->b_csize[c->blocks - 1] : 0;
-  for (int k = 0; k < CTX_ARRAYS; k++) napi_create_reference(env, argv[3 + k], 1, &c->refs[k]);
+  for (int k = 0; k < CTX_ARRAYS; k++) napi_create_reference(env, argv[2 + k], 1, &c->refs[k]);
   napi_value out;
   if (napi_create_external(env, c, finalize_ctx, NULL, &out) != napi_ok) {
     finalize_ctx(env, c, NULL);
@@ -222,13 +244,18 @@ ssize_t read_nowait(int fd, const struct iovec *iov, int n, off_t offset) {
   return r;
 }
 
-/* One preadv2 of the page cache for pool bytes [pos, pos + len) into iov; all of it or -1. */
+/* One preadv2 of the page cache for pool bytes [pos, pos + len) into iov; all of it or -1 (also when they cross pieces). */
 static int read_cached_all(const splice_ctx_t *c, struct iovec *iov, int n, int64_t pos, size_t len) {
-  ssize_t r = read_nowait(c->fd, iov, n, (off_t)(c->base + pos));
+  size_t k = c->n_ext;
+  while (k > 0 && c->ext[k - 1].at > pos) k--;
+  if (k == 0) return -1;
+  const extent_t *e = &c->ext[k - 1];
+  if (pos + (int64_t)len > e->at + e->len) return -1;
+  ssize_t r = read_nowait(e->fd, iov, n, (off_t)(e->pos + (pos - e->at)));
   return r >= 0 && (size_t)r == len ? 0 : -1;
 }
 
-/* Read every noted piece: contiguous pool bytes in one call. */
+/* Read every noted piece: contiguous pool bytes (or nearly: gaps of RUN_GAP_MAX at most) in one call. */
 static int read_pieces(const splice_ctx_t *c) {
   const work_t *w = c->work;
   struct iovec iov[MAX_IOV];
@@ -237,11 +264,20 @@ static int read_pieces(const splice_ctx_t *c) {
   size_t len = 0;
   for (size_t k = 0; k < w->npieces; k++) {
     const piece_t *p = &w->pieces[k];
-    if (n > 0 && (n == MAX_IOV || run + (int64_t)len != p->pool)) {
+    int64_t gap = p->pool - (run + (int64_t)len);
+    if (n > 0 && (n >= MAX_IOV - 1 || gap < 0 || gap > RUN_GAP_MAX)) {
       if (read_cached_all(c, iov, n, run, len) < 0) return -1;
       n = 0;
     }
-    if (n == 0) { run = p->pool; len = 0; }
+    if (n == 0) {
+      run = p->pool;
+      len = 0;
+    } else if (gap > 0) {
+      iov[n].iov_base = gap_sink;
+      iov[n].iov_len = (size_t)gap;
+      n++;
+      len += (size_t)gap;
+    }
     iov[n].iov_base = p->dst;
     iov[n].iov_len = p->n;
     n++;

@@ -14,7 +14,8 @@
  * readCached(), a read that takes only what the page cache already holds;
  * and willNeed(), which has the kernel start reading a range into the page
  * cache from a thread-pool thread. spliceContext() and spliceRead(), the
- * read of a spliced view, live in splice_read.c.
+ * read of a spliced view, live in splice_read.c; deflateBlocks(), which
+ * compresses pool blocks at build time, in deflate_blocks.c.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -32,6 +33,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 #include "splice_read.h"
+#include "deflate_blocks.h"
 
 enum { CODEC_LZMA = 2, CODEC_LZO = 3, CODEC_XZ = 4, CODEC_LZ4 = 5, CODEC_ZSTD = 6 };
 
@@ -470,7 +472,7 @@ static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback fn; } fns[] = {
     { "decompress", decompress }, { "seekData", seek_data }, { "inflateBlocks", inflate_blocks },
     { "readCached", read_cached }, { "willNeed", will_need }, { "spliceContext", splice_context },
-    { "spliceRead", splice_read },
+    { "spliceRead", splice_read }, { "deflateBlocks", deflate_blocks },
   };
   for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++) {
     napi_value fn;

@@ -1,8 +1,10 @@
 // `uniso build`: ingest the appliance (and any per-family variants or
-// overlays) into one pool, compile every format's views into recipes,
-// checksum them, write the catalog, and assemble the universal ISO. All
-// intermediate files live in a temp directory beside the output, which is
-// renamed into place only when everything succeeded.
+// overlays) into one pool, lay the pool out as the ISO carries it (the
+// base tree's live squashfs, whose data blocks are the pool blocks, and a
+// side pool for the blocks only other trees have), compile every format's
+// views into recipes, checksum them, write the catalog, and assemble the
+// universal ISO. All intermediate files live in a temp directory beside the
+// output, which is renamed into place only when everything succeeded.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,17 +13,24 @@ import * as os from 'node:os';
 import { ingest, Ingested } from './ingest';
 import { PoolWriter } from './pool/writer';
 import { blockTableFrom } from './pool/reader';
+import { BlockInfo, zlibHeader } from './pool/format';
 import { CatalogWriter } from './catalog/writer';
 import { Recipe, RecipeBuilder } from './recipe/recipe';
-import { applyOverlay, EntryType, Tree, BLOCK_SIZE } from './tree';
+import { applyOverlay, EntryType, Tree } from './tree';
 import { FORMATS, PREPARERS } from './formats';
 import { FAMILIES, Family, FormatContext, FormatOptions, ViewOut } from './formats/context';
 import { GzipCompiler } from './formats/gzip';
 import { applianceNames, ApplianceNames } from './formats/naming';
 import { readmeText } from './formats/readme';
+import { layoutSquashfs, remapBlocks, SquashfsImage, squashfsRecipe, writeImage } from './formats/squashfs/writer';
 import { ingestDirectory } from './ingest/dir';
 import { writeUniversalIso } from './iso/writer';
-import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME } from './image/layout';
+import { IsoImage } from './iso/iso9660';
+import { Replaced, rewriteDescriptions } from './iso/descriptions';
+import { FileSource } from './io/source';
+import {
+  CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME, PoolPart, ROOTFS_SQUASHFS_NAME, UNISO_DIR,
+} from './image/layout';
 import { HashPool } from './util/hash-recipe';
 import { Progress } from './util/progress';
 import { checkOutputDir, commitOutput, isSpecialOutput, removeQuietly, tempNameFor } from './util/atomic';
@@ -40,12 +49,16 @@ export interface BuildOptions {
   ovfSha1: boolean;
   /** formats to build (names as in FORMATS); all when undefined */
   formats?: string[];
+  /** keep the input ISO's squashfs byte for byte, the whole pool beside it (ISO inputs only) */
+  keepSquashfs?: boolean;
 }
 
 export interface BuildResult {
   output: string;
   views: { path: string; size: number; sha256: string }[];
   poolBytes: number;
+  squashfsBytes: number;
+  sidePoolBytes: number;
   inputBytes: number;
   warnings: string[];
 }
@@ -75,210 +88,126 @@ export function parseFormats(v: string | undefined): string[] | undefined {
   return names;
 }
 
+/** What every phase of a build shares. */
+interface Build {
+  opts: BuildOptions;
+  progress: Progress;
+  warnings: string[];
+  warn(message: string): void;
+  tmp: string; // the build's temp directory
+  stageDir: string; // becomes /uniso on the ISO
+  pool: PoolWriter;
+  memo<T>(key: string, make: () => T): T;
+}
+
+/** The trees a build ingested: the base tree, and the families' variant trees. */
+interface Trees {
+  input: Ingested;
+  base: Tree;
+  families: Map<Family, Tree>;
+  overlays: Map<Family, Tree>;
+  of(family: Family): Tree;
+}
+
+/** The pool as the ISO carries it. */
+interface PoolLayout {
+  /** block table in pool order (id = index + 1) and each block's XXH128 */
+  blocks: BlockInfo[];
+  hashes: Buffer[];
+  /** the pool's files, in pool order: local file, and where it goes */
+  parts: { file: string; part: PoolPart }[];
+  /** the base tree's squashfs (block ids as in `blocks`) */
+  squashfs: SquashfsImage;
+  /** SHA-256 of the squashfs file on the ISO (undefined with --keep-squashfs: the input's is kept) */
+  squashfsSha256?: string;
+  /** input ISO files replaced, and the local files put in their place */
+  replaced: Replaced[];
+}
+
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const output = path.resolve(opts.output);
-  checkOutputDir(output);
-  if (isSpecialOutput(output)) throw fileError(output, 'is not a regular file (the universal ISO is written to a file)');
-  if (!fs.existsSync(opts.input)) throw fileError(opts.input, 'no such file or directory');
-  for (const [fam, p] of [...opts.variants, ...opts.overlays]) {
-    if (!fs.existsSync(p)) throw fileError(p, `no such file or directory (given for family ${fam})`);
-  }
-  for (const [fam, p] of opts.overlays) {
-    if (!fs.statSync(p).isDirectory()) throw fileError(p, `--overlay ${fam}= needs a directory`);
-  }
+  checkInputs(opts, output);
   const progress = new Progress(!opts.quiet);
   const tmp = fs.mkdtempSync(path.join(path.dirname(output), `.uniso-build-`));
   const isoTmp = tempNameFor(output);
   const warnings: string[] = [];
+  const memo = new Map<string, unknown>();
   let pool: PoolWriter | undefined;
-  let catalog: CatalogWriter | undefined;
   let hashPool: HashPool | undefined;
+  let catalog: CatalogWriter | undefined;
   try {
-    const stageDir = path.join(tmp, 'uniso');
+    const stageDir = path.join(tmp, UNISO_DIR);
     fs.mkdirSync(stageDir);
-    const poolPath = path.join(stageDir, POOL_NAME);
-    pool = new PoolWriter(poolPath, opts.level);
-
-    // 1. ingest: base tree, then variants and overlays, all into one pool
-    const base: Ingested = await ingest(opts.input, pool, progress);
-    warnings.push(...base.warnings);
-    const familyTrees = new Map<Family, Tree>();
-    const overlayTrees = new Map<Family, Tree>();
-    for (const fam of FAMILIES) {
-      let t: Tree | undefined;
-      const variant = opts.variants.get(fam);
-      if (variant) {
-        const v = await ingest(variant, pool, progress);
-        warnings.push(...v.warnings);
-        t = v.tree;
-      }
-      const overlay = opts.overlays.get(fam);
-      if (overlay) {
-        progress.phase(`reading overlay ${overlay}`);
-        const o = await ingestDirectory(overlay, pool, progress);
-        overlayTrees.set(fam, o);
-        t = applyOverlay(t ?? base.tree, o);
-      }
-      if (t) familyTrees.set(fam, t.renumbered());
-    }
-    const baseTree = base.tree.renumbered();
-    const treeOf = (fam: Family) => familyTrees.get(fam) ?? baseTree;
-    const debFile = baseTree.lookup('etc/debian_version');
-    const debVersion = debFile?.type === EntryType.File && debFile.content && debFile.content.size < 4096
-      ? (await pool.readContent(debFile.content)).toString('utf8').trim() : undefined;
-    const names: ApplianceNames = applianceNames(opts.name ?? path.basename(opts.input), debVersion);
-    const memo = new Map<string, unknown>();
-    const memoize = <T>(key: string, make: () => T): T => {
-      if (!memo.has(key)) memo.set(key, make());
-      return memo.get(key) as T;
+    pool = new PoolWriter(path.join(tmp, 'pool.tmp'), opts.level);
+    const b: Build = {
+      opts, progress, warnings, tmp, stageDir, pool,
+      warn: (m) => { if (!warnings.includes(m)) warnings.push(m); },
+      memo: <T>(key: string, make: () => T): T => {
+        if (!memo.has(key)) memo.set(key, make());
+        return memo.get(key) as T;
+      },
     };
-    const warn = (m: string) => { if (!warnings.includes(m)) warnings.push(m); };
+    const trees = await ingestTrees(b);
+    if (opts.keepSquashfs && trees.input.kind !== 'iso') {
+      throw fileError(opts.input, '--keep-squashfs: the input is not an ISO, so it has no squashfs to keep');
+    }
+    const names = await namesOf(b, trees);
     const formatOptions: FormatOptions = { diskSize: opts.diskSize, memoryMb: opts.memoryMb, ovfSha1: opts.ovfSha1 };
-
-    // 2. preparers adjust family trees (e.g. a boot loader for the disk images) while the pool is open
-    const objectIds = new WeakMap<Tree, number>();
-    let nextObjectId = 1;
-    const objectId = (t: Tree) => {
-      if (!objectIds.has(t)) objectIds.set(t, nextObjectId++);
-      return objectIds.get(t)!;
-    };
     const selected = FORMATS.filter((f) => !opts.formats || opts.formats.includes(f.name));
-    for (const prep of PREPARERS) {
-      const fams = prep.families.filter((fam) => selected.some((f) => f.family === fam));
-      if (!fams.length) continue;
-      progress.phase(`preparing: ${prep.name}`);
-      for (const fam of fams) {
-        await prep.prepare({
-          names, options: formatOptions, tree: treeOf, treeKey: (f) => `tree-object-${objectId(treeOf(f))}`,
-          setTree: (f, t) => familyTrees.set(f, t),
-          provided: (f, p) => overlayTrees.get(f)?.lookup(p) !== undefined,
-          pool, memo: memoize, warn,
-        }, fam);
-      }
-    }
+    await runPreparers(b, trees, names, formatOptions, selected.map((f) => f.family));
     progress.phase('compressing');
-    const poolBytes = await pool.finish();
+    await pool.finish();
 
-    // 2. catalog: blocks, contents, trees
+    const layout = await layoutPool(b, trees);
     catalog = new CatalogWriter(path.join(tmp, 'catalog.build.sqlite'));
-    catalog.writeBlocks(pool.blocks, pool.hashes);
-    catalog.writeContents(pool.contents);
-    const treeIds = new Map<Tree, number>();
-    const baseId = catalog.writeTree('base', baseTree);
-    treeIds.set(baseTree, baseId);
-    for (const fam of FAMILIES) {
-      const t = treeOf(fam);
-      if (!treeIds.has(t)) treeIds.set(t, catalog.writeTree(fam, t));
-      catalog.setFamily(fam, treeIds.get(t)!);
-    }
+    const baseId = writeTrees(catalog, layout, pool, trees);
 
-    const table = blockTableFrom(pool.blocks, poolBytes);
+    const poolSource = FileSource.concat('pool', layout.parts.map((p) => FileSource.open(p.file)));
     let hashedBytes = 0;
     let hashedNow = false;
-    hashPool = new HashPool(poolPath, table, Math.max(1, Math.min(4, os.availableParallelism())), (n) => {
-      hashedBytes += n;
-      if (hashedNow) progress.add(n);
-    });
-    let newest = baseTree.newestMtimeNs();
-    for (const t of familyTrees.values()) if (t.newestMtimeNs() > newest) newest = t.newestMtimeNs();
-    const mtimeSec = newest / 1_000_000_000n;
-    const catalogW = catalog;
-    // each distinct recipe is hashed once, on the worker threads, as soon as it exists:
-    // formats asking for a digest (the OVF manifest, the docker layer) and the views share it
-    const shaByRecipe = new Map<Recipe, Promise<string>>();
-    const sha256Of = (r: Recipe): Promise<string> => {
-      let p = shaByRecipe.get(r);
-      if (!p) shaByRecipe.set(r, (p = hashPool!.digest(r)));
-      return p;
-    };
-    const ctx: FormatContext = {
-      names,
-      options: formatOptions,
-      tree: treeOf,
-      treeKey: (fam) => String(treeIds.get(treeOf(fam))),
-      blocks: pool.blocks,
-      gzip: new GzipCompiler(pool.blocks),
-      mtimeSec,
-      sha256: sha256Of,
-      hash: (r: Recipe, alg: string) => hashPool!.digest(r, alg),
-      memo: memoize,
-      warn,
-    };
+    hashPool = new HashPool(layout.parts.map((p) => p.file), blockTableFrom(layout.blocks, poolSource.size),
+      Math.max(1, Math.min(4, os.availableParallelism())), (n) => {
+        hashedBytes += n;
+        if (hashedNow) progress.add(n);
+      });
+    poolSource.close();
+    const mtimeSec = newestMtimeSec(trees);
+    const views = await compileViews(b, trees, layout, names, formatOptions, selected, mtimeSec, hashPool);
 
-    // 3. views; each one's checksum starts as soon as its recipe exists
-    progress.phase('building views');
-    const views: ViewOut[] = [];
-    for (const f of selected) {
-      for (const v of await f.build(ctx)) {
-        views.push(v);
-        void sha256Of(v.recipe);
-      }
-    }
-
-    // 4. checksums
-    progress.phase('checksumming views', [...shaByRecipe.keys()].reduce((s, r) => s + r.size, 0));
+    // checksums
+    progress.phase('checksumming views', [...views.sha.keys()].reduce((s, r) => s + r.size, 0));
     progress.add(hashedBytes);
     hashedNow = true;
     const results: BuildResult['views'] = [];
-    for (const v of views) results.push({ path: v.path, size: v.recipe.size, sha256: await shaByRecipe.get(v.recipe)! });
-    const mtime = Number(mtimeSec);
-    const literalView = (text: string) => {
-      const b = Buffer.from(text, 'utf8');
-      const rb = new RecipeBuilder();
-      rb.literal(b);
-      return { recipe: rb.build(), sha: crypto.createHash('sha256').update(b).digest('hex') };
-    };
-    for (const [i, v] of views.entries()) {
-      const sha = results[i].sha256;
-      catalogW.addView({ path: v.path, kind: 'file', recipe: catalogW.addRecipe(v.recipe), size: v.recipe.size,
-        mtimeSec: mtime, sha256: sha, format: v.format, description: v.description });
-      const side = literalView(`${sha}  ${path.basename(v.path)}\n`);
-      catalogW.addView({ path: `${v.path}.sha256`, kind: 'file', recipe: catalogW.addRecipe(side.recipe), size: side.recipe.size,
-        mtimeSec: mtime, sha256: side.sha, format: 'sha256', description: `SHA-256 of ${path.basename(v.path)}` });
+    for (const v of views.list) results.push({ path: v.path, size: v.recipe.size, sha256: await views.sha.get(v.recipe)! });
+    const squashView = views.sha.get(views.baseSquashfs);
+    if (layout.squashfsSha256 && squashView && (await squashView) !== layout.squashfsSha256) {
+      throw new Error('the squashfs written and its view differ (internal error)');
     }
-    const readme = literalView(readmeText(names, views.map((v) => ({ path: v.path, size: v.recipe.size, description: v.description })), warnings));
-    catalogW.addView({ path: 'README.txt', kind: 'file', recipe: catalogW.addRecipe(readme.recipe), size: readme.recipe.size,
-      mtimeSec: mtime, sha256: readme.sha, format: 'readme', description: 'what is here and how to use it' });
-    catalogW.addView({ path: 'rootfs', kind: 'tree', tree: baseId, size: 0, mtimeSec: mtime, format: 'rootfs',
-      description: 'the appliance file system, browsable' });
+    writeViews(catalog, views.list, results, names, warnings, Number(mtimeSec), baseId);
+    writeMeta(catalog, b, trees, names, layout);
 
-    const inputBytes = fs.statSync(opts.input).isFile() ? fs.statSync(opts.input).size : 0;
-    catalogW.setMeta('name', names.name);
-    catalogW.setMeta('template', names.template);
-    catalogW.setMeta('input_kind', base.kind);
-    catalogW.setMeta('input_name', path.basename(opts.input));
-    if (base.rootSquashfs) catalogW.setMeta('root_squashfs', base.rootSquashfs);
-    catalogW.setMeta('deflate_level', String(opts.level));
-    catalogW.setMeta('pool_bytes_in', String(pool.stats.bytesIn));
-    catalogW.setMeta('pool_blocks_offered', String(pool.stats.blocksIn));
-    catalogW.setMeta('pool_zero_blocks', String(pool.stats.zeroBlocks));
-    catalogW.setMeta('warnings', JSON.stringify(warnings));
-    catalogW.setMeta('families', JSON.stringify(Object.fromEntries(FAMILIES.map((f) => [f,
-      opts.variants.has(f) || opts.overlays.has(f) ? [opts.variants.has(f) ? 'variant' : '', opts.overlays.has(f) ? 'overlay' : ''].filter(Boolean).join('+') : 'base']))));
-
-    // 5. catalog file, manifest, ISO
+    // catalog file, manifest, ISO
     progress.phase('writing catalog');
     const catalogPath = path.join(stageDir, CATALOG_NAME);
-    catalogW.finish(catalogPath);
+    catalog.finish(catalogPath);
     catalog = undefined;
     const catBytes = fs.readFileSync(catalogPath);
+    const poolSize = layout.parts.reduce((s, p) => s + p.part.size, 0);
     const manifest: Manifest = {
       format: MANIFEST_FORMAT, version: MANIFEST_VERSION, name: names.name,
       catalog: { file: CATALOG_NAME, size: catBytes.length, sha256: crypto.createHash('sha256').update(catBytes).digest('hex') },
-      pool: { file: POOL_NAME, size: poolBytes },
+      pool: { size: poolSize, parts: layout.parts.map((p) => p.part) },
     };
     fs.writeFileSync(path.join(stageDir, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
-    const epoch = Number(mtimeSec);
-    for (const f of fs.readdirSync(stageDir)) fs.utimesSync(path.join(stageDir, f), epoch, epoch);
-    fs.utimesSync(stageDir, epoch, epoch);
-    progress.phase('writing ISO');
-    await writeUniversalIso({
-      inputIso: base.kind === 'iso' ? opts.input : undefined,
-      addDir: stageDir, output: isoTmp, volumeId: names.name.toUpperCase().replace(/[^A-Z0-9_]/g, '_'), epochSec: epoch,
-    });
+    await assembleIso(b, trees, layout, names, Number(mtimeSec), isoTmp);
     commitOutput(isoTmp, output);
     progress.end();
-    return { output, views: results, poolBytes, inputBytes, warnings };
+    const part = (role: PoolPart['role']) => layout.parts.filter((p) => p.part.role === role).reduce((s, p) => s + p.part.size, 0);
+    return {
+      output, views: results, poolBytes: poolSize, squashfsBytes: layout.squashfsSha256 ? part('squashfs') : 0,
+      sidePoolBytes: part('side'), inputBytes: fs.statSync(opts.input).isFile() ? fs.statSync(opts.input).size : 0, warnings,
+    };
   } catch (e) {
     pool?.abort();
     removeQuietly(isoTmp);
@@ -289,4 +218,319 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     catalog?.close();
     removeQuietly(tmp);
   }
+}
+
+/** Fail early on inputs that do not exist and outputs that cannot be written. */
+function checkInputs(opts: BuildOptions, output: string): void {
+  checkOutputDir(output);
+  if (isSpecialOutput(output)) throw fileError(output, 'is not a regular file (the universal ISO is written to a file)');
+  if (!fs.existsSync(opts.input)) throw fileError(opts.input, 'no such file or directory');
+  for (const [fam, p] of [...opts.variants, ...opts.overlays]) {
+    if (!fs.existsSync(p)) throw fileError(p, `no such file or directory (given for family ${fam})`);
+  }
+  for (const [fam, p] of opts.overlays) {
+    if (!fs.statSync(p).isDirectory()) throw fileError(p, `--overlay ${fam}= needs a directory`);
+  }
+}
+
+/** 1. Ingest the base tree, then each family's variant and overlay, all into one pool. */
+async function ingestTrees(b: Build): Promise<Trees> {
+  const { opts, pool, progress } = b;
+  const input = await ingest(opts.input, pool, progress);
+  b.warnings.push(...input.warnings);
+  const families = new Map<Family, Tree>();
+  const overlays = new Map<Family, Tree>();
+  for (const fam of FAMILIES) {
+    let t: Tree | undefined;
+    const variant = opts.variants.get(fam);
+    if (variant) {
+      const v = await ingest(variant, pool, progress);
+      b.warnings.push(...v.warnings);
+      t = v.tree;
+    }
+    const overlay = opts.overlays.get(fam);
+    if (overlay) {
+      progress.phase(`reading overlay ${overlay}`);
+      const o = await ingestDirectory(overlay, pool, progress);
+      overlays.set(fam, o);
+      t = applyOverlay(t ?? input.tree, o);
+    }
+    if (t) families.set(fam, t.renumbered());
+  }
+  const base = input.tree.renumbered();
+  return { input, base, families, overlays, of: (fam) => families.get(fam) ?? base };
+}
+
+/** The appliance's names, from --name or the input's file name, and its /etc/debian_version. */
+async function namesOf(b: Build, trees: Trees): Promise<ApplianceNames> {
+  const debFile = trees.base.lookup('etc/debian_version');
+  const debVersion = debFile?.type === EntryType.File && debFile.content && debFile.content.size < 4096
+    ? (await b.pool.readContent(debFile.content)).toString('utf8').trim() : undefined;
+  return applianceNames(b.opts.name ?? path.basename(b.opts.input), debVersion);
+}
+
+/** 2. Preparers adjust family trees (e.g. a boot loader for the disk images) while the pool is open. */
+async function runPreparers(b: Build, trees: Trees, names: ApplianceNames, options: FormatOptions, families: Family[]): Promise<void> {
+  const objectIds = new WeakMap<Tree, number>();
+  let nextObjectId = 1;
+  const objectId = (t: Tree) => {
+    if (!objectIds.has(t)) objectIds.set(t, nextObjectId++);
+    return objectIds.get(t)!;
+  };
+  for (const prep of PREPARERS) {
+    const fams = prep.families.filter((fam) => families.includes(fam));
+    if (!fams.length) continue;
+    b.progress.phase(`preparing: ${prep.name}`);
+    for (const fam of fams) {
+      await prep.prepare({
+        names, options, tree: trees.of, treeKey: (f) => `tree-object-${objectId(trees.of(f))}`,
+        setTree: (f, t) => trees.families.set(f, t),
+        provided: (f, p) => trees.overlays.get(f)?.lookup(p) !== undefined,
+        pool: b.pool, memo: b.memo, warn: b.warn,
+      }, fam);
+    }
+  }
+}
+
+/** Seconds of the newest mtime of every tree: the fixed timestamp of generated files. */
+function newestMtimeSec(trees: Trees): bigint {
+  let newest = trees.base.newestMtimeNs();
+  for (const t of trees.families.values()) if (t.newestMtimeNs() > newest) newest = t.newestMtimeNs();
+  return newest / 1_000_000_000n;
+}
+
+/** squashfs mkfs_time: the base tree's newest mtime, as an unsigned 32-bit count of seconds. */
+function mkfsTimeOf(tree: Tree): number {
+  const s = tree.newestMtimeNs() / 1_000_000_000n;
+  return Number(s < 0n ? 0n : s > 0xffffffffn ? 0xffffffffn : s);
+}
+
+/**
+ * 3. Lay the pool out as the ISO carries it. Single copy: the base tree's
+ * squashfs is written with the pool blocks as its data blocks (the first
+ * copy of each block is where the pool keeps it), the blocks no squashfs
+ * block holds go to the side pool after it, and the blocks are renumbered
+ * in pool order (contents follow, in place). With --keep-squashfs the
+ * pool file is kept whole beside the input's own squashfs.
+ */
+async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
+  const { pool, opts, stageDir } = b;
+  const squashOpts = { name: opts.input, zlibHeader: zlibHeader(opts.level), mkfsTime: mkfsTimeOf(trees.base) };
+  const isIso = trees.input.kind === 'iso';
+  const sidePath = path.join(stageDir, POOL_NAME);
+  b.progress.phase('laying out the squashfs');
+  const image = layoutSquashfs(trees.base, pool.blocks, squashOpts);
+  for (const w of image.warnings) b.warn(w);
+  if (opts.keepSquashfs) {
+    fs.renameSync(pool.path, sidePath);
+    const size = fs.statSync(sidePath).size;
+    return {
+      blocks: pool.blocks, hashes: pool.hashes, squashfs: image, replaced: [],
+      parts: [{ file: sidePath, part: { path: `${UNISO_DIR}/${POOL_NAME}`, size, at: 0, role: 'side' } }],
+    };
+  }
+  // new ids: the squashfs's blocks in image order, then the rest in pool order
+  const old = pool.blocks;
+  const newId = new Uint32Array(old.length + 1);
+  const order: number[] = [];
+  for (const id of image.placed.keys()) {
+    newId[id] = order.length + 1;
+    order.push(id);
+  }
+  const inSquashfs = order.length;
+  for (let id = 1; id <= old.length; id++) {
+    if (newId[id] === 0) {
+      newId[id] = order.length + 1;
+      order.push(id);
+    }
+  }
+  b.progress.phase('writing the squashfs', image.size);
+  const squashPath = isIso ? path.join(b.tmp, 'squashfs', path.basename(trees.input.rootSquashfs!)) : path.join(stageDir, ROOTFS_SQUASHFS_NAME);
+  fs.mkdirSync(path.dirname(squashPath), { recursive: true });
+  const poolFd = fs.openSync(pool.path, 'r');
+  const stored = (id: number): Buffer => {
+    const info = old[id - 1];
+    const buf = Buffer.allocUnsafe(info.csize);
+    if (fs.readSync(poolFd, buf, 0, info.csize, info.offset) !== info.csize) throw new Error(`pool block ${id}: short read`);
+    return buf;
+  };
+  const blocks: BlockInfo[] = [];
+  let squashfsSha256: string;
+  const sideFd = fs.openSync(sidePath, 'w');
+  let sideBytes = 0;
+  try {
+    const sqFd = fs.openSync(squashPath, 'w');
+    try {
+      squashfsSha256 = writeImage(image, sqFd, old, stored);
+      fs.fsyncSync(sqFd);
+    } finally {
+      fs.closeSync(sqFd);
+    }
+    b.progress.add(image.size);
+    for (let k = 0; k < order.length; k++) {
+      const info = { ...old[order[k] - 1] };
+      if (k < inSquashfs) {
+        info.offset = image.placed.get(order[k])!;
+      } else {
+        const data = stored(order[k]);
+        for (let w = 0; w < data.length;) w += fs.writeSync(sideFd, data, w, data.length - w, sideBytes + w);
+        info.offset = image.size + sideBytes;
+        sideBytes += data.length;
+      }
+      blocks.push(info);
+    }
+    fs.fsyncSync(sideFd);
+  } finally {
+    fs.closeSync(sideFd);
+    fs.closeSync(poolFd);
+  }
+  fs.rmSync(pool.path);
+  for (const c of pool.contents) for (let k = 0; k < c.blocks.length; k++) c.blocks[k] = newId[c.blocks[k]];
+  const squashIsoPath = isIso ? trees.input.rootSquashfs! : `${UNISO_DIR}/${ROOTFS_SQUASHFS_NAME}`;
+  return {
+    blocks, hashes: order.map((id) => pool.hashes[id - 1]), squashfs: remapBlocks(image, (id) => newId[id]), squashfsSha256,
+    replaced: isIso ? [{ isoPath: squashIsoPath, file: squashPath, oldSize: trees.input.rootSquashfsSize ?? 0 }] : [],
+    parts: [
+      { file: squashPath, part: { path: squashIsoPath, size: image.size, at: 0, role: 'squashfs' } },
+      { file: sidePath, part: { path: `${UNISO_DIR}/${POOL_NAME}`, size: sideBytes, at: image.size, role: 'side' } },
+    ],
+  };
+}
+
+/** 4. The catalog's blocks, contents and trees; returns the base tree's id. */
+function writeTrees(catalog: CatalogWriter, layout: PoolLayout, pool: PoolWriter, trees: Trees): number {
+  catalog.writeBlocks(layout.blocks, layout.hashes);
+  catalog.writeContents(pool.contents);
+  const ids = new Map<Tree, number>();
+  const baseId = catalog.writeTree('base', trees.base);
+  ids.set(trees.base, baseId);
+  for (const fam of FAMILIES) {
+    const t = trees.of(fam);
+    if (!ids.has(t)) ids.set(t, catalog.writeTree(fam, t));
+    catalog.setFamily(fam, ids.get(t)!);
+  }
+  return baseId;
+}
+
+/** 5. Every selected format's views; each one's checksum starts (on worker threads) as soon as its recipe exists. */
+async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: ApplianceNames, options: FormatOptions,
+  selected: typeof FORMATS, mtimeSec: bigint, hashPool: HashPool): Promise<{ list: ViewOut[]; sha: Map<Recipe, Promise<string>>; baseSquashfs: Recipe }> {
+  // formats asking for a digest (the OVF manifest, the docker layer) and the views share each one
+  const sha = new Map<Recipe, Promise<string>>();
+  const sha256Of = (r: Recipe): Promise<string> => {
+    let p = sha.get(r);
+    if (!p) sha.set(r, (p = hashPool.digest(r)));
+    return p;
+  };
+  const treeKeys = new Map<Tree, string>();
+  const treeKey = (fam: Family) => {
+    const t = trees.of(fam);
+    if (!treeKeys.has(t)) treeKeys.set(t, String(treeKeys.size + 1));
+    return treeKeys.get(t)!;
+  };
+  const baseSquashfs = squashfsRecipe(layout.squashfs, layout.blocks);
+  const squashfsOf = (fam: Family): Recipe => {
+    const t = trees.of(fam);
+    if (t === trees.base) return baseSquashfs;
+    return b.memo(`squashfs:${treeKey(fam)}`, () => {
+      const image = layoutSquashfs(t, layout.blocks, { name: `${b.opts.input} (${fam} tree)`, zlibHeader: layout.squashfs.zlibHeader, mkfsTime: mkfsTimeOf(t) });
+      for (const w of image.warnings) b.warn(`${fam} tree: ${w}`);
+      return squashfsRecipe(image, layout.blocks);
+    });
+  };
+  const ctx: FormatContext = {
+    names, options, tree: trees.of, treeKey, blocks: layout.blocks, gzip: new GzipCompiler(layout.blocks), mtimeSec,
+    sha256: sha256Of, hash: (r, alg) => hashPool.digest(r, alg), squashfs: squashfsOf, memo: b.memo, warn: b.warn,
+  };
+  b.progress.phase('building views');
+  const list: ViewOut[] = [];
+  for (const f of selected) {
+    for (const v of await f.build(ctx)) {
+      list.push(v);
+      void sha256Of(v.recipe);
+    }
+  }
+  if (layout.squashfsSha256) void sha256Of(baseSquashfs);
+  return { list, sha, baseSquashfs };
+}
+
+/** A view made of one literal: its recipe and SHA-256. */
+function literalView(text: string): { recipe: Recipe; sha: string } {
+  const b = Buffer.from(text, 'utf8');
+  const rb = new RecipeBuilder();
+  rb.literal(b);
+  return { recipe: rb.build(), sha: crypto.createHash('sha256').update(b).digest('hex') };
+}
+
+/** 6. The views, each with its FILE.sha256, README.txt and rootfs/ into the catalog. */
+function writeViews(catalog: CatalogWriter, views: ViewOut[], results: BuildResult['views'], names: ApplianceNames,
+  warnings: string[], mtime: number, baseId: number): void {
+  for (const [i, v] of views.entries()) {
+    const sha = results[i].sha256;
+    catalog.addView({ path: v.path, kind: 'file', recipe: catalog.addRecipe(v.recipe), size: v.recipe.size,
+      mtimeSec: mtime, sha256: sha, format: v.format, description: v.description });
+    const side = literalView(`${sha}  ${path.basename(v.path)}\n`);
+    catalog.addView({ path: `${v.path}.sha256`, kind: 'file', recipe: catalog.addRecipe(side.recipe), size: side.recipe.size,
+      mtimeSec: mtime, sha256: side.sha, format: 'sha256', description: `SHA-256 of ${path.basename(v.path)}` });
+  }
+  const readme = literalView(readmeText(names, views.map((v) => ({ path: v.path, size: v.recipe.size, description: v.description })), warnings));
+  catalog.addView({ path: 'README.txt', kind: 'file', recipe: catalog.addRecipe(readme.recipe), size: readme.recipe.size,
+    mtimeSec: mtime, sha256: readme.sha, format: 'readme', description: 'what is here and how to use it' });
+  catalog.addView({ path: 'rootfs', kind: 'tree', tree: baseId, size: 0, mtimeSec: mtime, format: 'rootfs',
+    description: 'the appliance file system, browsable' });
+}
+
+/** 7. What `uniso info` tells about the build. */
+function writeMeta(catalog: CatalogWriter, b: Build, trees: Trees, names: ApplianceNames, layout: PoolLayout): void {
+  const { opts, pool } = b;
+  const squash = layout.parts.find((p) => p.part.role === 'squashfs');
+  catalog.setMeta('name', names.name);
+  catalog.setMeta('template', names.template);
+  catalog.setMeta('input_kind', trees.input.kind);
+  catalog.setMeta('input_name', path.basename(opts.input));
+  if (trees.input.rootSquashfs) catalog.setMeta('root_squashfs', trees.input.rootSquashfs);
+  if (squash && layout.squashfsSha256) {
+    catalog.setMeta('squashfs_path', squash.part.path);
+    catalog.setMeta('squashfs_bytes', String(squash.part.size));
+    catalog.setMeta('squashfs_sha256', layout.squashfsSha256);
+    catalog.setMeta('squashfs_inodes', String(layout.squashfs.inodes));
+    catalog.setMeta('squashfs_block_copies', String(layout.squashfs.copies));
+  } else if (opts.keepSquashfs && trees.input.rootSquashfs) {
+    catalog.setMeta('squashfs_kept', trees.input.rootSquashfs);
+  }
+  catalog.setMeta('side_pool_bytes', String(layout.parts.filter((p) => p.part.role === 'side').reduce((s, p) => s + p.part.size, 0)));
+  catalog.setMeta('deflate_level', String(opts.level));
+  catalog.setMeta('pool_bytes_in', String(pool.stats.bytesIn));
+  catalog.setMeta('pool_blocks_offered', String(pool.stats.blocksIn));
+  catalog.setMeta('pool_zero_blocks', String(pool.stats.zeroBlocks));
+  catalog.setMeta('warnings', JSON.stringify(b.warnings));
+  catalog.setMeta('families', JSON.stringify(Object.fromEntries(FAMILIES.map((f) => [f,
+    opts.variants.has(f) || opts.overlays.has(f) ? [opts.variants.has(f) ? 'variant' : '', opts.overlays.has(f) ? 'overlay' : ''].filter(Boolean).join('+') : 'base']))));
+}
+
+/** 8. The ISO: the input ISO with its squashfs (and the files describing it) replaced, plus /uniso/. */
+async function assembleIso(b: Build, trees: Trees, layout: PoolLayout, names: ApplianceNames, epoch: number, isoTmp: string): Promise<void> {
+  const replace = layout.replaced.map((r) => ({ isoPath: r.isoPath, file: r.file }));
+  if (layout.replaced.length) {
+    const src = FileSource.open(b.opts.input);
+    try {
+      const iso = await IsoImage.open(src, b.opts.input);
+      for (const d of await rewriteDescriptions(iso, layout.replaced)) {
+        const file = path.join(b.tmp, 'descriptions', d.isoPath);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, d.data);
+        replace.push({ isoPath: d.isoPath, file });
+      }
+    } finally {
+      src.close();
+    }
+  }
+  for (const r of replace) fs.utimesSync(r.file, epoch, epoch);
+  for (const f of fs.readdirSync(b.stageDir)) fs.utimesSync(path.join(b.stageDir, f), epoch, epoch);
+  fs.utimesSync(b.stageDir, epoch, epoch);
+  b.progress.phase('writing ISO');
+  await writeUniversalIso({
+    inputIso: trees.input.kind === 'iso' ? b.opts.input : undefined, replace,
+    addDir: b.stageDir, output: isoTmp, volumeId: names.name.toUpperCase().replace(/[^A-Z0-9_]/g, '_'), epochSec: epoch,
+  });
 }

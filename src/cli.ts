@@ -21,7 +21,7 @@ export function parseSize(v: string, option: string): number {
 
 function parseLevel(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 9) throw new UserError(`--level ${v}: expected 1..9`);
+  if (!Number.isInteger(n) || n < 1 || n > 12) throw new UserError(`--level ${v}: expected 1..12`);
   return n;
 }
 
@@ -44,14 +44,15 @@ export function main(argv: string[]): void {
     .option('--name <name>', 'appliance name (default: from the input file name)')
     .option('--variant <family=path>', 'whole patched tree for a family (vm, container, xen, openstack, docker)', collect, [])
     .option('--overlay <family=dir>', 'files laid over the base tree for a family', collect, [])
-    .option('--level <n>', 'deflate level for the pool (1-9)', parseLevel, 6)
+    .option('--level <n>', 'deflate level of the pool and squashfs (libdeflate 1-12; 10-12 are slower and smaller)', parseLevel, 10)
     .option('--disk-size <size>', 'virtual size of the disk images (sparse)', '20G')
     .option('--memory <MB>', 'memory of the virtual machine in the OVF', '1024')
     .option('--ovf-sha1', 'SHA1 manifest for old ESXi (default: SHA256)')
     .option('--formats <list>', 'build only these formats (comma-separated: ovf,vmdk,raw,qcow2,vhd,openvz,opennode,proxmox,xen,lxc,docker)')
+    .option('--keep-squashfs', "keep the input ISO's squashfs byte for byte (the pool goes beside it: about twice the size)")
     .option('-q, --quiet', 'no progress output')
     .action(async (input: string, o: { output: string; name?: string; variant: string[]; overlay: string[]; level: number;
-      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; quiet?: boolean }) => {
+      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; keepSquashfs?: boolean; quiet?: boolean }) => {
       const { build, parseFamilyOption, parseFormats } = await import('./build');
       const memoryMb = Number(o.memory);
       if (!Number.isInteger(memoryMb) || memoryMb < 64 || memoryMb > 4 * 1024 * 1024) throw new UserError(`--memory ${o.memory}: expected MB between 64 and 4194304`);
@@ -59,6 +60,7 @@ export function main(argv: string[]): void {
         input, output: o.output, name: o.name, level: o.level, quiet: !!o.quiet,
         variants: parseFamilyOption(o.variant, '--variant'), overlays: parseFamilyOption(o.overlay, '--overlay'),
         diskSize: parseSize(o.diskSize, '--disk-size'), memoryMb, ovfSha1: !!o.ovfSha1, formats: parseFormats(o.formats),
+        keepSquashfs: !!o.keepSquashfs,
       });
       if (!o.quiet) process.stderr.write(`uniso: wrote ${r.output} (${r.views.length} views)\n`);
     });

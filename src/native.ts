@@ -1,8 +1,8 @@
 // Loader for uniso's native addon (native/uniso_native.c): squashfs
 // decompressors that Node's zlib lacks, SEEK_DATA/SEEK_HOLE, checking and
 // inflating pool blocks (libdeflate) on the thread pool, page-cache
-// reads and readahead advice for the pool file, and the read of a spliced
-// view (native/splice_read.c).
+// reads and readahead advice for the pool file, the read of a spliced
+// view (native/splice_read.c), and pool block compression (native/deflate_blocks.c).
 
 import * as path from 'node:path';
 
@@ -27,9 +27,10 @@ export interface NativeAddon {
   /**
    * A context for spliceRead over one recipe's columns and the pool's block
    * table (referenced, not copied; `state` is the store's per-block check
-   * state, updated by spliceRead); the pool starts at `base` in `fd`.
+   * state, updated by spliceRead); `extents` says where the pool's bytes
+   * are: [pool offset, fd, file position, length] for each piece.
    */
-  spliceContext(fd: number, base: number, size: number, starts: Float64Array, kinds: Uint8Array, args: Uint32Array,
+  spliceContext(extents: Float64Array, size: number, starts: Float64Array, kinds: Uint8Array, args: Uint32Array,
     offs: Uint32Array, litData: Buffer, litStart: Uint32Array, offset: Float64Array, csize: Uint32Array,
     usize: Uint32Array, flags: Uint8Array, sxh: Uint32Array, state: Uint8Array): SpliceContext;
   /**
@@ -38,6 +39,14 @@ export interface NativeAddon {
    * JavaScript path (a segment to inflate, bytes not cached, a bad block).
    */
   spliceRead(ctx: SpliceContext, buf: Buffer, pos: number): number;
+  /**
+   * Compress pool blocks (1 to 64, each at most 64 KiB) on the thread pool
+   * with libdeflate at `level` (1-12), each into raw deflate ended by a sync
+   * flush (never final). `out` holds the results back to back; meta[5k]:
+   * result k's length (0: nothing shorter than the input), meta[5k+1..3]:
+   * CRC-32 and Adler-32 of input k, low 32 bits of the result's XXH3-64.
+   */
+  deflateBlocks(level: number, inputs: Buffer[], cb: (err: Error | null, out?: Uint8Array, meta?: Uint32Array) => void): void;
 }
 
 /** Opaque: made by spliceContext. */

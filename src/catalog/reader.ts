@@ -115,7 +115,7 @@ export class Catalog {
     for (const row of this.db.prepare('SELECT id, offset, csize, usize, flags, sxh, crc32, adler32 FROM blocks ORDER BY id')
       .raw().iterate() as Iterable<number[]>) {
       const [id, offset, csize, usize, flags, sxh, crc, adler] = row;
-      if (id !== expect || offset !== end || offset + csize > poolBytes) {
+      if (id !== expect || offset < end || offset + csize > poolBytes) {
         throw fileError(this.name, `catalog block table is damaged (block ${id})`);
       }
       const i = id - 1;

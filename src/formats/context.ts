@@ -42,6 +42,8 @@ export interface FormatContext {
   sha256(r: Recipe): Promise<string>;
   /** Another digest (e.g. "sha1") of a recipe's bytes. */
   hash(r: Recipe, alg: string): Promise<string>;
+  /** The family's tree as a squashfs image (for the base tree: the live squashfs the ISO carries). */
+  squashfs(family: Family): Recipe;
   /** Build-wide cache, so formats that share bytes compute them once. */
   memo<T>(key: string, make: () => T): T;
   warn(message: string): void;

@@ -1,5 +1,9 @@
-// LXD / Incus unified image: one tar.gz holding metadata.yaml and rootfs/
-// (the container tree). Import with `incus image import <file> --alias x`.
+// LXD / Incus images of the container tree: the unified image (one tar.gz
+// holding metadata.yaml and rootfs/; `incus image import FILE --alias x`)
+// and the split image (a metadata tarball beside the tree as a squashfs;
+// `incus image import META ROOTFS --alias x`). When the container family
+// has no variant, the split image's squashfs is the ISO's live squashfs,
+// served from the ISO's own bytes.
 
 import { Format, FormatContext } from './context';
 import { lxcArch } from './naming';
@@ -45,9 +49,19 @@ export const lxc: Format = {
     if (skipped.length) ctx.warn(`lxc: ${skipped.length} socket(s) cannot be stored in tar and were left out`);
     endOfArchive(pieces);
     const { recipe } = ctx.gzip.compile(pieces.done());
+    const meta = new PieceList();
+    tarMemberBytes(meta, 'metadata.yaml', Buffer.from(metadataYaml(ctx), 'utf8'), ctx.mtimeSec);
+    endOfArchive(meta);
+    const name = ctx.names.name;
     return [{
-      path: `lxc/${ctx.names.name}-incus.tar.gz`, recipe, format: 'lxc',
+      path: `lxc/${name}-incus.tar.gz`, recipe, format: 'lxc',
       description: 'LXD/Incus unified image (incus image import FILE --alias NAME)',
+    }, {
+      path: `lxc/${name}-incus-metadata.tar.gz`, recipe: ctx.gzip.compile(meta.done()).recipe, format: 'lxc-split',
+      description: `LXD/Incus split image metadata (incus image import FILE ${name}-incus-rootfs.squashfs --alias NAME)`,
+    }, {
+      path: `lxc/${name}-incus-rootfs.squashfs`, recipe: ctx.squashfs('container'), format: 'lxc-split',
+      description: 'LXD/Incus split image root file system (squashfs; also mountable with mount -o loop)',
     }];
   },
 };

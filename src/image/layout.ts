@@ -1,18 +1,34 @@
-// The /uniso/ directory of a universal ISO: a small JSON manifest, the
-// catalog (SQLite) and the pool. The manifest carries the catalog's size and
-// SHA-256, so a damaged catalog is caught before SQLite reads it.
+// The files of a universal ISO that uniso reads: /uniso/ holds a small JSON
+// manifest, the catalog (SQLite) and the side pool. The pool is a list of
+// files on the ISO read one after another: the live root squashfs (its data
+// blocks are pool blocks; e.g. /casper/10root.squashfs), then the side
+// pool (/uniso/pool.bin: blocks only variant and overlay trees have). The
+// manifest carries the catalog's size and SHA-256, so a damaged catalog is
+// caught before SQLite reads it.
 
 export const UNISO_DIR = 'uniso';
 export const MANIFEST_NAME = 'uniso.json';
 export const CATALOG_NAME = 'catalog.sqlite';
 export const POOL_NAME = 'pool.bin';
+/** Where the squashfs of an input that had none (a directory, a tarball) goes. */
+export const ROOTFS_SQUASHFS_NAME = 'rootfs.squashfs';
 export const MANIFEST_FORMAT = 'uniso';
-export const MANIFEST_VERSION = 1;
+/** 2: the pool is a list of files (version 1: /uniso/pool.bin alone, still read). */
+export const MANIFEST_VERSION = 2;
+
+/** One file of the pool: `size` bytes, pool offsets [at, at + size); `path` from the ISO's root. */
+export interface PoolPart {
+  path: string;
+  size: number;
+  at: number;
+  /** what the file is: the live root squashfs, or the side pool */
+  role: 'squashfs' | 'side';
+}
 
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
   version: number;
   name: string;
   catalog: { file: string; size: number; sha256: string };
-  pool: { file: string; size: number };
+  pool: { size: number; parts: PoolPart[] };
 }

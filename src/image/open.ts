@@ -1,8 +1,9 @@
 // Opens a universal image for reading: a universal ISO (files located with
 // the ISO 9660 reader, read in place) or a directory holding its extracted
-// contents (DIR/uniso/...). Checks the manifest and the catalog checksum,
-// opens the catalog (from a temporary copy, deleted at once, when it lies
-// inside an ISO) and sets up the pool's block store.
+// contents (DIR/uniso/..., DIR/casper/...). Checks the manifest and the
+// catalog checksum, opens the catalog (from a temporary copy, deleted at
+// once, when it lies inside an ISO) and sets up the pool's block store over
+// the pool's files (the live squashfs, then the side pool) read as one.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,7 +13,7 @@ import { ByteSource, FileSource, preadFully, readAllBytes } from '../io/source';
 import { IsoImage, looksLikeIso } from '../iso/iso9660';
 import { Catalog } from '../catalog/reader';
 import { BlockStore } from '../pool/reader';
-import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME, UNISO_DIR } from './layout';
+import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, PoolPart, UNISO_DIR } from './layout';
 import { fileError, describeErrno } from '../util/errors';
 
 export interface OpenImage {
@@ -39,7 +40,22 @@ function parseManifest(data: Buffer, where: string): Manifest {
   if (typeof m.version !== 'number' || m.version > MANIFEST_VERSION) {
     throw fileError(where, `uniso image version ${m.version} is newer than this uniso supports (${MANIFEST_VERSION}); upgrade uniso`);
   }
-  if (!m.catalog || !m.pool || typeof m.catalog.sha256 !== 'string') throw fileError(where, 'uniso manifest is incomplete');
+  if (m.version < MANIFEST_VERSION) {
+    throw fileError(where, `uniso image version ${m.version} was made by an older uniso; build it again with this one`);
+  }
+  if (!m.catalog || typeof m.catalog.sha256 !== 'string' || !m.pool || !Array.isArray(m.pool.parts)) {
+    throw fileError(where, 'uniso manifest is incomplete');
+  }
+  let at = 0;
+  for (const part of m.pool.parts as PoolPart[]) {
+    const safe = typeof part?.path === 'string' && part.path !== '' && !part.path.startsWith('/') &&
+      !part.path.split('/').some((c) => c === '..' || c === '.' || c === '');
+    if (!safe || part.at !== at || !Number.isSafeInteger(part.size) || part.size < 0) {
+      throw fileError(where, 'uniso manifest is damaged (bad pool file list)');
+    }
+    at += part.size;
+  }
+  if (at !== m.pool.size) throw fileError(where, 'uniso manifest is damaged (pool files do not add up to the pool size)');
   return m;
 }
 
@@ -104,50 +120,59 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
   } catch (e) {
     throw fileError(p, describeErrno(e));
   }
-  let manifestBytes: Buffer;
+  let manifest: Manifest;
   let catalogSrc: ByteSource;
-  let pool: ByteSource;
+  const poolParts: FileSource[] = [];
   let catalogFile: string | undefined; // the catalog as a file of its own (an extracted image)
   const closers: (() => void)[] = [];
+  const truncated = (part: PoolPart, size: number) =>
+    fileError(p, `pool file /${part.path} is truncated (${size} bytes, manifest says ${part.size})`);
   try {
     if (st.isDirectory()) {
-      const dir = fs.existsSync(path.join(p, UNISO_DIR, MANIFEST_NAME)) ? path.join(p, UNISO_DIR) : p;
+      // DIR is the extracted ISO, or its uniso/ directory
+      const root = fs.existsSync(path.join(p, UNISO_DIR, MANIFEST_NAME)) ? p : path.dirname(path.resolve(p));
+      const dir = path.join(root, UNISO_DIR);
       const mPath = path.join(dir, MANIFEST_NAME);
       if (!fs.existsSync(mPath)) throw fileError(p, `not an extracted universal ISO (no ${UNISO_DIR}/${MANIFEST_NAME})`);
-      manifestBytes = fs.readFileSync(mPath);
-      const open = (name: string) => {
+      manifest = parseManifest(fs.readFileSync(mPath), p);
+      const open = (file: string) => {
         try {
-          const s = FileSource.open(path.join(dir, name));
+          const s = FileSource.open(file);
           closers.push(() => s.close());
           return s;
         } catch (e) {
-          throw fileError(path.join(dir, name), describeErrno(e));
+          throw fileError(file, describeErrno(e));
         }
       };
-      catalogSrc = open(CATALOG_NAME);
+      catalogSrc = open(path.join(dir, CATALOG_NAME));
       catalogFile = path.join(dir, CATALOG_NAME);
-      pool = open(POOL_NAME);
+      for (const part of manifest.pool.parts) {
+        const src = open(path.join(root, ...part.path.split('/')));
+        if (src.size < part.size) throw truncated(part, src.size);
+        poolParts.push(src.slice(0, part.size));
+      }
     } else {
       const src = FileSource.open(p);
       closers.push(() => src.close());
       if (!(await looksLikeIso(src))) throw fileError(p, 'not a universal ISO (not an ISO 9660 image)');
       const iso = await IsoImage.open(src, p);
-      const find = async (name: string) => {
-        const e = await iso.lookup(`${UNISO_DIR}/${name}`);
-        if (!e || e.isDir) throw fileError(p, `not a universal ISO (no /${UNISO_DIR}/${name}; was it built with uniso build?)`);
-        return iso.open(e, `/${UNISO_DIR}/${name}`);
+      const find = async (name: string, what: string) => {
+        const e = await iso.lookup(name);
+        if (!e || e.isDir) throw fileError(p, `not a universal ISO (no /${name}${what})`);
+        return iso.open(e, `/${name}`);
       };
-      manifestBytes = await readAllBytes(await find(MANIFEST_NAME), p);
-      catalogSrc = await find(CATALOG_NAME);
-      pool = await find(POOL_NAME);
+      manifest = parseManifest(await readAllBytes(await find(`${UNISO_DIR}/${MANIFEST_NAME}`, '; was it built with uniso build?'), p), p);
+      catalogSrc = await find(`${UNISO_DIR}/${CATALOG_NAME}`, '');
+      for (const part of manifest.pool.parts) {
+        const f = await find(part.path, `, a pool file the manifest names`);
+        if (f.size < part.size) throw truncated(part, f.size);
+        poolParts.push(f.slice(0, part.size));
+      }
     }
-    const manifest = parseManifest(manifestBytes, p);
     if (catalogSrc.size !== manifest.catalog.size) {
       throw fileError(p, `catalog is damaged (${catalogSrc.size} bytes, manifest says ${manifest.catalog.size})`);
     }
-    if (pool.size < manifest.pool.size) {
-      throw fileError(p, `pool is truncated (${pool.size} bytes, manifest says ${manifest.pool.size})`);
-    }
+    const pool = FileSource.concat(`${p}: pool`, poolParts);
     const catalog = await openCatalog(catalogSrc, catalogFile, manifest.catalog.sha256, p);
     closers.push(() => catalog.close());
     const blocks = new BlockStore(pool, catalog.blockTable(manifest.pool.size), { name: `${p}: pool`, cacheBytes: opts.cacheBytes });

@@ -23,6 +23,7 @@ export interface Ingested {
   tree: Tree;
   warnings: string[];
   rootSquashfs?: string; // path of the root squashfs inside the ISO
+  rootSquashfsSize?: number;
 }
 
 const ISO_SQUASHFS_DIRS = ['casper', 'live'];
@@ -113,7 +114,7 @@ export async function ingest(input: string, pool: PoolWriter, progress?: Progres
       }
       const sq = await SquashfsReader.open(found.src, `${input}:${found.path}`);
       progress?.phase(`reading ${found.path}`, found.src.size);
-      return { kind: 'iso', tree: await sq.ingest(pool, progress), warnings: [], rootSquashfs: found.path };
+      return { kind: 'iso', tree: await sq.ingest(pool, progress), warnings: [], rootSquashfs: found.path, rootSquashfsSize: found.src.size };
     }
     if (await looksLikeSquashfs(src)) {
       const sq = await SquashfsReader.open(src, input);

@@ -12,57 +12,11 @@ import { PoolWriter } from '../pool/writer';
 import { fileError } from '../util/errors';
 import type { Progress } from '../util/progress';
 
-// ---- on-disk constants -------------------------------------------------
-const SQUASHFS_MAGIC = 0x73717368;
-const SUPERBLOCK_SIZE = 96;
-const METADATA_SIZE = 8192;
-const META_UNCOMPRESSED = 0x8000;
-const DATA_UNCOMPRESSED = 1 << 24;
-const NO_FRAGMENT = 0xffffffff;
-const NO_XATTR = 0xffffffff;
-const NO_TABLE = 0xffffffffffffffffn;
-const FLAG_COMPRESSOR_OPTIONS = 0x400;
-
-const T_DIR = 1, T_REG = 2, T_SYMLINK = 3, T_BLKDEV = 4, T_CHRDEV = 5, T_FIFO = 6, T_SOCKET = 7;
-const T_LDIR = 8, T_LREG = 9, T_LSYMLINK = 10, T_LBLKDEV = 11, T_LCHRDEV = 12, T_LFIFO = 13, T_LSOCKET = 14;
-
-const XATTR_PREFIXES = ['user.', 'trusted.', 'security.'];
-const XATTR_VALUE_OOL = 0x100;
-
-export interface SquashfsSuperblock {
-  s_magic: number;
-  inodes: number;
-  mkfs_time: number;
-  block_size: number;
-  fragments: number;
-  compression: number;
-  block_log: number;
-  flags: number;
-  no_ids: number;
-  s_major: number;
-  s_minor: number;
-  root_inode: bigint;
-  bytes_used: bigint;
-  id_table_start: bigint;
-  xattr_id_table_start: bigint;
-  inode_table_start: bigint;
-  directory_table_start: bigint;
-  fragment_table_start: bigint;
-  lookup_table_start: bigint;
-}
-
-export function parseSuperblock(b: Buffer): SquashfsSuperblock {
-  return {
-    s_magic: b.readUInt32LE(0), inodes: b.readUInt32LE(4), mkfs_time: b.readUInt32LE(8),
-    block_size: b.readUInt32LE(12), fragments: b.readUInt32LE(16), compression: b.readUInt16LE(20),
-    block_log: b.readUInt16LE(22), flags: b.readUInt16LE(24), no_ids: b.readUInt16LE(26),
-    s_major: b.readUInt16LE(28), s_minor: b.readUInt16LE(30), root_inode: b.readBigUInt64LE(32),
-    bytes_used: b.readBigUInt64LE(40), id_table_start: b.readBigUInt64LE(48),
-    xattr_id_table_start: b.readBigUInt64LE(56), inode_table_start: b.readBigUInt64LE(64),
-    directory_table_start: b.readBigUInt64LE(72), fragment_table_start: b.readBigUInt64LE(80),
-    lookup_table_start: b.readBigUInt64LE(88),
-  };
-}
+import {
+  DATA_UNCOMPRESSED, decodeRdev, META_UNCOMPRESSED, METADATA_SIZE, NO_FRAGMENT, NO_TABLE, NO_XATTR,
+  parseSuperblock, SQUASHFS_MAGIC, SquashfsSuperblock, SUPERBLOCK_SIZE, T_BLKDEV, T_CHRDEV, T_DIR, T_FIFO, T_LBLKDEV,
+  T_LCHRDEV, T_LDIR, T_LFIFO, T_LREG, T_LSOCKET, T_LSYMLINK, T_REG, T_SOCKET, T_SYMLINK, XATTR_PREFIXES, XATTR_VALUE_OOL,
+} from '../formats/squashfs/constants';
 
 /** Cheap check: does this source start with a squashfs 4.0 superblock? */
 export async function looksLikeSquashfs(src: ByteSource): Promise<boolean> {
@@ -493,8 +447,8 @@ export class SquashfsReader {
             break;
           case EntryType.CharDev:
           case EntryType.BlockDev: {
-            const rdev = r.rdev!;
-            inode = tree.newInode({ ...base, rdevMajor: (rdev >>> 8) & 0xfff, rdevMinor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) });
+            const { major, minor } = decodeRdev(r.rdev!);
+            inode = tree.newInode({ ...base, rdevMajor: major, rdevMinor: minor });
             break;
           }
           default:

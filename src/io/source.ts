@@ -5,6 +5,7 @@
 
 import * as fs from 'node:fs';
 import { nativeIfBuilt } from '../native';
+import { lastAtOrBefore } from '../util/search';
 
 export interface ByteSource {
   readonly size: number;
@@ -28,6 +29,8 @@ export interface ByteSource {
   willNeed?(offset: number, len: number): void;
   /** Optional: the file descriptor and position holding [offset, offset+len), if contiguous in one file. */
   locate?(offset: number, len: number): { fd: number; pos: number } | undefined;
+  /** Optional: every piece of the source: `len` bytes at `pos` in `fd` hold its bytes from `at`. */
+  extents?(): (Extent & { at: number })[];
 }
 
 /** Most buffers one preadCached() call takes (the addon's limit). */
@@ -64,43 +67,67 @@ export async function preadFully(src: ByteSource, buf: Buffer, offset: number, w
   }
 }
 
-/** An open file, or a run of extents inside one (e.g. a file inside an ISO). */
+/** `len` bytes at `pos` in the file open as `fd`: one piece of a FileSource. */
+export interface Extent {
+  fd: number;
+  pos: number;
+  len: number;
+}
+
+/**
+ * An open file, a run of extents inside one (e.g. a file inside an ISO), or
+ * pieces of several files one after another (the pool of an extracted
+ * image: its squashfs, then the side pool).
+ */
 export class FileSource implements ByteSource {
   readonly size: number;
+  private readonly ext: Extent[];
   private readonly starts: number[] = []; // logical start of each extent
+  /** the source is the whole of `fd`, at the same offsets */
+  private readonly whole: boolean;
+  private owned = false;
 
   /**
-   * @param extents [physical offset, length] pairs making up the logical file;
-   *   default: the whole file.
+   * @param fd the file (of every [pos, len] extent)
+   * @param extents [physical offset, length] pairs in `fd`, or extents of
+   *   their own files, making up the logical file; default: the whole file.
    */
-  constructor(readonly fd: number, readonly name: string, private readonly extents?: [number, number][]) {
-    if (extents) {
-      let s = 0;
-      for (const [, len] of extents) {
-        this.starts.push(s);
-        s += len;
-      }
-      this.size = s;
-    } else {
-      this.size = fs.fstatSync(fd).size;
+  constructor(readonly fd: number, readonly name: string, extents?: readonly ([number, number] | Extent)[]) {
+    this.whole = !extents;
+    this.ext = extents
+      ? extents.map((e) => (Array.isArray(e) ? { fd, pos: e[0], len: e[1] } : { ...(e as Extent) }))
+      : [{ fd, pos: 0, len: fs.fstatSync(fd).size }];
+    let s = 0;
+    for (const e of this.ext) {
+      this.starts.push(s);
+      s += e.len;
     }
+    this.size = s;
   }
 
   static open(path: string): FileSource {
-    return new FileSource(fs.openSync(path, 'r'), path);
+    const src = new FileSource(fs.openSync(path, 'r'), path);
+    src.owned = true;
+    return src;
+  }
+
+  /** `parts` one after another, as one source (the parts stay open while it is used). */
+  static concat(name: string, parts: FileSource[]): FileSource {
+    if (!parts.length) throw new Error(`${name}: nothing to concatenate`);
+    return new FileSource(parts[0].fd, name, parts.flatMap((p) => p.ext));
   }
 
   async pread(buf: Buffer, offset: number): Promise<number> {
     const len = Math.max(0, Math.min(buf.length, this.size - offset));
     if (len === 0) return 0;
-    if (!this.extents) return this.readAll(buf, 0, len, offset);
+    if (this.whole) return readAll(this.fd, buf, 0, len, offset);
     let done = 0;
     let i = this.extentIndex(offset);
-    while (done < len && i < this.extents.length) {
-      const [phys, elen] = this.extents[i];
+    while (done < len && i < this.ext.length) {
+      const e = this.ext[i];
       const within = offset + done - this.starts[i];
-      const n = Math.min(len - done, elen - within);
-      const got = await this.readAll(buf, done, n, phys + within);
+      const n = Math.min(len - done, e.len - within);
+      const got = await readAll(e.fd, buf, done, n, e.pos + within);
       done += got;
       if (got < n) break;
       i++;
@@ -110,24 +137,28 @@ export class FileSource implements ByteSource {
 
   locate(offset: number, len: number): { fd: number; pos: number } | undefined {
     if (offset < 0 || offset + len > this.size) return undefined;
-    if (!this.extents) return { fd: this.fd, pos: offset };
     const i = this.extentIndex(offset);
-    const [start, elen] = this.extents[i];
+    const e = this.ext[i];
     const within = offset - this.starts[i];
-    return within + len <= elen ? { fd: this.fd, pos: start + within } : undefined;
+    return within + len <= e.len ? { fd: e.fd, pos: e.pos + within } : undefined;
+  }
+
+  /** The extents, each with its logical start (`at`): for the addon, which reads them itself. */
+  extents(): (Extent & { at: number })[] {
+    return this.ext.map((e, i) => ({ ...e, at: this.starts[i] }));
   }
 
   preadCached(bufs: Buffer[], offset: number): number {
     const addon = nativeIfBuilt();
     if (!addon || bufs.length > READ_CACHED_MAX_BUFS) return 0;
     const where = this.locate(offset, bufs.reduce((s, b) => s + b.length, 0));
-    return where ? addon.readCached(this.fd, bufs, where.pos) : 0;
+    return where ? addon.readCached(where.fd, bufs, where.pos) : 0;
   }
 
   willNeed(offset: number, len: number): void {
     const addon = nativeIfBuilt();
     const where = addon && len > 0 ? this.locate(offset, len) : undefined;
-    if (where) addon!.willNeed(this.fd, where.pos, len);
+    if (where) addon!.willNeed(where.fd, where.pos, len);
   }
 
   /** Scatter read; one readv system call when the range lies in one extent. */
@@ -135,14 +166,14 @@ export class FileSource implements ByteSource {
     const total = bufs.reduce((s, b) => s + b.length, 0);
     const where = this.locate(offset, total);
     if (!where) return preadEach(this, bufs, offset); // crosses extents or the end
-    const phys = where.pos;
-    let done = await readvAt(this.fd, bufs, phys);
+    const { fd, pos } = where;
+    let done = await readvAt(fd, bufs, pos);
     if (done < total && done > 0) {
       // short read (rare): finish the rest buffer by buffer
       let skip = done;
       for (const b of bufs) {
         if (skip >= b.length) { skip -= b.length; continue; }
-        const n = await this.readAll(b, skip, b.length - skip, phys + done);
+        const n = await readAll(fd, b, skip, b.length - skip, pos + done);
         done += n;
         if (n < b.length - skip) break;
         skip = 0;
@@ -152,49 +183,45 @@ export class FileSource implements ByteSource {
   }
 
   private extentIndex(offset: number): number {
-    let lo = 0;
-    let hi = this.starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.starts[mid] <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  }
-
-  private async readAll(buf: Buffer, off: number, len: number, pos: number): Promise<number> {
-    let done = 0;
-    while (done < len) {
-      const n = await readAt(this.fd, buf, off + done, len - done, pos + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return done;
+    return lastAtOrBefore(this.starts, offset);
   }
 
   /** A sub-range of this source as its own source. */
   slice(offset: number, length: number, name = this.name): FileSource {
-    if (!this.extents) return new FileSource(this.fd, name, [[offset, length]]);
-    const ext: [number, number][] = [];
+    const ext: Extent[] = [];
     let pos = offset;
     let left = length;
     while (left > 0) {
       const i = this.extentIndex(pos);
-      const [phys, elen] = this.extents[i];
+      const e = this.ext[i];
       const within = pos - this.starts[i];
-      const n = Math.min(left, elen - within);
+      const n = Math.min(left, e.len - within);
       if (n <= 0) throw new Error(`${name}: range beyond the end of ${this.name}`);
-      ext.push([phys + within, n]);
+      ext.push({ fd: e.fd, pos: e.pos + within, len: n });
       pos += n;
       left -= n;
     }
     return new FileSource(this.fd, name, ext);
   }
 
+  /** Close the file, when this source opened it (open()); other sources leave their files to their owner. */
   close(): void {
+    if (!this.owned) return;
     try { fs.closeSync(this.fd); } catch { /* already closed */ }
   }
 }
+
+/** Read up to `len` bytes into buf[off..] at `pos`, looping over short reads; the count (short at EOF). */
+async function readAll(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  let done = 0;
+  while (done < len) {
+    const n = await readAt(fd, buf, off + done, len - done, pos + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
 
 /** Read a whole (small) source into memory. */
 export async function readAllBytes(src: ByteSource, what: string): Promise<Buffer> {

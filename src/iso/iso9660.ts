@@ -152,8 +152,8 @@ export class IsoImage {
     return cur;
   }
 
-  /** The bytes of a file as a ByteSource (following its extents). */
-  open(entry: IsoEntry, label = entry.name): ByteSource {
+  /** The bytes of a file as a source (following its extents). */
+  open(entry: IsoEntry, label = entry.name): FileSource {
     for (const [off, len] of entry.extents) {
       if (off + len > this.src.size) throw fileError(this.name, `${label} extends beyond the end of the image (truncated ISO)`);
     }

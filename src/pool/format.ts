@@ -1,6 +1,8 @@
 // Pool on-disk conventions shared by the writer and the reader: block size,
-// block flags, the stored-bytes check, and how a pool block is presented as
-// a deflate segment.
+// block flags, the stored-bytes check, how a pool block is presented as a
+// deflate segment, and how it is framed as a zlib stream (RFC 1950), the
+// form a squashfs gzip data block holds it in: a universal ISO's squashfs
+// data blocks are pool blocks.
 
 import { XXHash3 } from 'xxhash-addon';
 
@@ -12,10 +14,46 @@ export const FLAG_RAW = 1;
 /** Largest payload of one deflate stored block. */
 export const STORED_MAX = 65535;
 
+/**
+ * A compressed block as a zlib stream: a 2-byte header, the block's stored
+ * deflate bytes unchanged (non-final blocks ended by a sync flush), an empty
+ * final block (fixed Huffman: 03 00) and the Adler-32 of the uncompressed
+ * bytes, big-endian.
+ */
+export const ZLIB_HEADER_LEN = 2;
+export const ZLIB_TRAILER_LEN = 6;
+export const ZLIB_FRAMING = ZLIB_HEADER_LEN + ZLIB_TRAILER_LEN;
+const ZLIB_FINAL_EMPTY_BLOCK = [0x03, 0x00];
+
+/** The zlib header zlib itself writes for deflate level `level` (CM 8, 32 KiB window, FLEVEL from the level). */
+export function zlibHeader(level: number): Buffer {
+  const flevel = level < 2 ? 0 : level < 6 ? 1 : level === 6 ? 2 : 3;
+  let h = (0x78 << 8) | (flevel << 6);
+  h += 31 - (h % 31);
+  return Buffer.from([h >> 8, h & 0xff]);
+}
+
+/** The end of a block's zlib stream: the empty final block and the Adler-32 (big-endian). */
+export function zlibTrailer(adler32: number, out = Buffer.allocUnsafe(ZLIB_TRAILER_LEN), at = 0): Buffer {
+  out[at] = ZLIB_FINAL_EMPTY_BLOCK[0];
+  out[at + 1] = ZLIB_FINAL_EMPTY_BLOCK[1];
+  out.writeUInt32BE(adler32 >>> 0, at + 2);
+  return out;
+}
+
+/**
+ * The pool keeps a block raw when its zlib-framed form would not be smaller
+ * than the block: squashfs then stores it uncompressed (its readers reject a
+ * "compressed" block longer than the block).
+ */
+export function keepsRaw(deflated: number, size: number): boolean {
+  return deflated + ZLIB_FRAMING >= size;
+}
+
 /** Metadata the catalog keeps for each pool block (id = index + 1). */
 export interface BlockInfo {
   offset: number; // byte offset in the pool file
-  csize: number; // stored size in the pool (compressed body, or raw size if FLAG_RAW)
+  csize: number; // stored size in the pool (deflate bytes, or raw size if FLAG_RAW)
   usize: number; // uncompressed size
   flags: number;
   sxh: number; // check of the stored bytes: low 32 bits of their XXH3-64 (storedCheck)

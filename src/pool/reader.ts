@@ -21,6 +21,7 @@ import * as zlib from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import { crc32 } from '../checksum/crc32';
 import { ByteSource, preadEach } from '../io/source';
+import { lastAtOrBefore } from '../util/search';
 import { NativeAddon, nativeIfBuilt } from '../native';
 import { BlockInfo, deflateSegmentSize, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck, storedCheckOf } from './format';
 
@@ -30,6 +31,14 @@ const SPARE_BUFFERS = 64;
 const PREFETCH_GAP = 256 * 1024;
 /** Blocks inflated per thread-pool job (fewer hand-offs and completions; both cores still busy). */
 const INFLATE_BATCH = 8;
+/**
+ * Pool bytes this far apart still make one read (the gap is read into a
+ * scratch buffer): in a squashfs pool the deflate bytes of consecutive
+ * blocks are separated by their zlib framing (6 + 2 bytes).
+ */
+const RUN_GAP_MAX = 16;
+/** Where the bytes of those gaps go. */
+const GAP = Buffer.alloc(RUN_GAP_MAX);
 
 /** A caller waiting for a block being inflated: for a copy of part of it, or (whole) for its buffer. */
 interface InflateWaiter {
@@ -54,7 +63,7 @@ export class BlockCorruptError extends Error {
 /** Column arrays of the catalog's block table (id = index + 1). */
 export interface BlockTable {
   count: number;
-  offset: Float64Array; // blocks lie back to back in id order
+  offset: Float64Array; // ascending in id order, blocks never overlap (gaps between them hold other bytes)
   csize: Uint32Array;
   usize: Uint32Array;
   flags: Uint8Array;
@@ -179,17 +188,9 @@ export class BlockStore {
     }
   }
 
-  /** Id of the block holding pool byte `pos` (blocks are back to back in id order). */
+  /** Id of the last block starting at or before pool byte `pos` (blocks lie in id order, not always back to back). */
   private blockAt(pos: number): number {
-    const off = this.table.offset;
-    let lo = 0;
-    let hi = this.table.count - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (off[mid] <= pos) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo + 1;
+    return lastAtOrBefore(this.table.offset, pos, 0, this.table.count - 1) + 1;
   }
 
   private corrupt(id: number): BlockCorruptError {
@@ -307,15 +308,17 @@ export class BlockStore {
    * reads that take only literals, zeros and spliced pool bytes, all in the
    * page cache, are done in one call on this thread, checking blocks as
    * readRun does; it answers -1 for any other read, which the caller then
-   * does the usual way. Undefined without the addon or when the pool is
-   * not one range of one file.
+   * does the usual way. Undefined without the addon or when the source
+   * cannot say which files hold the pool.
    */
   nativeSplicer(r: SpliceColumns): ((buf: Buffer, pos: number) => number) | undefined {
     const addon = this.nativeInflate;
     const t = this.table;
-    const where = addon && t.count > 0 ? this.source.locate?.(0, t.poolBytes) : undefined;
-    if (!addon || !where) return undefined;
-    const ctx = addon.spliceContext(where.fd, where.pos, r.size, r.starts, r.kinds, r.args, r.offs, r.litData, r.litStart,
+    const ext = addon && t.count > 0 ? this.source.extents?.() : undefined;
+    if (!addon || !ext) return undefined;
+    const extents = new Float64Array(4 * ext.length);
+    ext.forEach((e, i) => extents.set([e.at, e.fd, e.pos, e.len], 4 * i));
+    const ctx = addon.spliceContext(extents, r.size, r.starts, r.kinds, r.args, r.offs, r.litData, r.litStart,
       t.offset, t.csize, t.usize, t.flags, t.sxh, this.storedState);
     return (buf, pos) => addon.spliceRead(ctx, buf, pos);
   }
@@ -463,11 +466,16 @@ export class BlockStore {
     const add = (pos: number, dst: number, len: number) => {
       if (len === 0) return;
       const r = runPos.length - 1;
-      if (r >= 0 && runPos[r] + runLen[r] === pos) {
-        runLen[r] += len;
+      const gap = r >= 0 ? pos - (runPos[r] + runLen[r]) : -1;
+      if (gap >= 0 && gap <= RUN_GAP_MAX) {
         const parts = runParts[r];
-        if (parts[parts.length - 2] + parts[parts.length - 1] === dst) parts[parts.length - 1] += len;
-        else parts.push(dst, len);
+        runLen[r] += gap + len;
+        if (gap > 0) parts.push(-1, gap); // dst -1: into GAP
+        else if (parts[parts.length - 2] >= 0 && parts[parts.length - 2] + parts[parts.length - 1] === dst) {
+          parts[parts.length - 1] += len;
+          return;
+        }
+        parts.push(dst, len);
       } else {
         runPos.push(pos);
         runLen.push(len);
@@ -519,8 +527,9 @@ export class BlockStore {
   }
 
   /**
-   * Read pool bytes [pos, pos + len) into the parts ([dst, len] pairs) of
-   * `buf` with one scatter read. Blocks the run touches that are not yet
+   * Read pool bytes [pos, pos + len) into the parts ([dst, len] pairs; dst
+   * -1 for bytes between blocks, which are dropped) of `buf` with one
+   * scatter read. Blocks the run touches that are not yet
    * checked are checked on the bytes just read: the read is widened to
    * their whole stored bytes (the parts outside the run go to small scratch
    * buffers), so the first read of a block checks it without reading the
@@ -545,7 +554,9 @@ export class BlockStore {
     const bufs: Buffer[] = [];
     const scratch = head > 0 || tail > 0 ? this.takeScratch() : undefined;
     if (head > 0) bufs.push(scratch!.subarray(0, head));
-    for (let q = 0; q < parts.length; q += 2) bufs.push(buf.subarray(parts[q], parts[q] + parts[q + 1]));
+    for (let q = 0; q < parts.length; q += 2) {
+      bufs.push(parts[q] < 0 ? GAP.subarray(0, parts[q + 1]) : buf.subarray(parts[q], parts[q] + parts[q + 1]));
+    }
     if (tail > 0) bufs.push(scratch!.subarray(head, head + tail));
     const from = pos - head;
     const want = head + len + tail;

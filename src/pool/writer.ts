@@ -1,28 +1,63 @@
 // Pool writer: cuts content into 64 KiB file-relative blocks, deduplicates
 // them by XXH128, compresses each new block on the libuv thread pool (both
-// cores) as raw deflate ended by a sync flush, and appends blocks to the pool
-// file strictly in id order so the pool is bit-identical for identical input.
-// Also builds per-file Content records (deduplicated by their block lists).
+// cores; libdeflate in the native addon, several blocks per job) as raw
+// deflate ended by a sync flush, and appends blocks to the pool file strictly
+// in id order so the pool is bit-identical for identical input. Also builds
+// per-file Content records (deduplicated by their block lists).
 
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { XXHash128 } from 'xxhash-addon';
 import { crc32 } from '../checksum/crc32';
 import { adler32 } from '../checksum/adler32';
-import { BlockInfo, FLAG_RAW, POOL_BLOCK, storedCheck } from './format';
+import { BlockInfo, FLAG_RAW, keepsRaw, POOL_BLOCK, storedCheck } from './format';
+import { nativeIfBuilt } from '../native';
 import type { Content } from '../tree';
 
 const ZERO = Buffer.alloc(POOL_BLOCK);
-const MAX_IN_FLIGHT = 16;
+/** Blocks compressed per thread-pool job, and jobs in flight at once. */
+const BATCH = 8;
+const MAX_JOBS = 8;
+/** Deflate levels: libdeflate's 1-12 (10-12 search near-optimal matches); zlib without the addon tops out at 9. */
+export const LEVEL_MAX = 12;
+const ZLIB_LEVEL_MAX = 9;
 
 function isZero(buf: Buffer): boolean {
   return buf.equals(buf.length === POOL_BLOCK ? ZERO : ZERO.subarray(0, buf.length));
 }
 
-function deflateAsync(buf: Buffer, level: number): Promise<Buffer> {
+/** One compressed block: its deflate bytes (undefined: keep it raw) and the checksums of its bytes. */
+interface Deflated {
+  deflated: Buffer | undefined;
+  crc32: number;
+  adler32: number;
+  sxh: number; // storedCheck of `deflated`
+}
+
+/** Compress blocks with the addon (libdeflate), or with node's zlib when the addon is not built. */
+function deflateBatch(inputs: Buffer[], level: number): Promise<Deflated[]> {
+  const addon = nativeIfBuilt();
+  if (!addon) {
+    return Promise.all(inputs.map((b) => new Promise<Deflated>((resolve, reject) => {
+      zlib.deflateRaw(b, { level: Math.min(level, ZLIB_LEVEL_MAX), finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: POOL_BLOCK + 1024 },
+        (err, out) => (err ? reject(err) : resolve({ deflated: out, crc32: crc32(b), adler32: adler32(b), sxh: storedCheck(out) })));
+    })));
+  }
   return new Promise((resolve, reject) => {
-    zlib.deflateRaw(buf, { level, finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: POOL_BLOCK + 1024 }, (err, out) =>
-      err ? reject(err) : resolve(out));
+    addon.deflateBlocks(level, inputs, (err, out, meta) => {
+      if (err) return reject(err);
+      const res: Deflated[] = [];
+      let at = 0;
+      for (let k = 0; k < inputs.length; k++) {
+        const len = meta![5 * k];
+        res.push({
+          deflated: len ? Buffer.from(out!.buffer, out!.byteOffset + at, len) : undefined,
+          crc32: meta![5 * k + 1], adler32: meta![5 * k + 2], sxh: meta![5 * k + 3],
+        });
+        at += len;
+      }
+      resolve(res);
+    });
   });
 }
 
@@ -43,12 +78,14 @@ export class PoolWriter {
   private readonly contentByKey = new Map<string, Content>();
   private readonly done = new Map<number, Buffer>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** blocks waiting to be compressed (the next job) */
+  private batch: { id: number; data: Buffer }[] = [];
   private nextWrite = 1;
   private offset = 0;
   private failure: unknown;
   private readonly fd: number;
 
-  constructor(readonly path: string, private readonly level = 6) {
+  constructor(readonly path: string, private readonly level = 10) {
     this.fd = fs.openSync(path, 'w+');
   }
 
@@ -71,31 +108,43 @@ export class PoolWriter {
     this.byHash.set(key, id);
     this.hashes.push(digest);
     this.stats.uniqueBlocks++;
-    const own = Buffer.from(data); // the caller may reuse its buffer
-    const info: BlockInfo = {
-      offset: 0, csize: 0, usize: own.length, flags: 0,
-      crc32: crc32(own), adler32: adler32(own), sxh: 0,
-    };
-    this.blocks.push(info);
-    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+    this.blocks.push({ offset: 0, csize: 0, usize: data.length, flags: 0, crc32: 0, adler32: 0, sxh: 0 });
+    this.batch.push({ id, data: Buffer.from(data) }); // the caller may reuse its buffer
+    if (this.batch.length >= BATCH) await this.submit();
+    return id;
+  }
+
+  /** Compress the blocks waiting in the batch: one thread-pool job. */
+  private async submit(): Promise<void> {
+    const batch = this.batch;
+    this.batch = [];
+    if (!batch.length) return;
+    while (this.inFlight.size >= MAX_JOBS) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
-    const job = deflateAsync(own, this.level).then(
-      (comp) => {
-        let stored = comp;
-        if (comp.length >= own.length) {
-          info.flags |= FLAG_RAW;
-          stored = own;
-        }
-        info.csize = stored.length;
-        info.sxh = storedCheck(stored);
-        this.done.set(id, stored);
+    const job = deflateBatch(batch.map((b) => b.data), this.level).then(
+      (results) => {
+        results.forEach((r, k) => {
+          const { id, data } = batch[k];
+          const info = this.blocks[id - 1];
+          let stored = r.deflated;
+          if (!stored || keepsRaw(stored.length, data.length)) {
+            info.flags |= FLAG_RAW;
+            stored = data;
+            info.sxh = storedCheck(data);
+          } else {
+            info.sxh = r.sxh;
+          }
+          info.csize = stored.length;
+          info.crc32 = r.crc32;
+          info.adler32 = r.adler32;
+          this.done.set(id, stored);
+        });
         this.flushInOrder();
       },
       (err) => { this.failure = err; },
     );
     const tracked: Promise<void> = job.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
-    return id;
   }
 
   private flushInOrder(): void {
@@ -134,6 +183,7 @@ export class PoolWriter {
 
   /** Wait until every block added so far is compressed and written. */
   async settle(): Promise<void> {
+    await this.submit();
     while (this.inFlight.size) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
   }

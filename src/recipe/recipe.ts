@@ -12,6 +12,7 @@
 import * as os from 'node:os';
 import * as zlib from 'node:zlib';
 import { XXHash128 } from 'xxhash-addon';
+import { lastAtOrBefore } from '../util/search';
 
 export enum SegKind {
   Zero = 0,
@@ -225,14 +226,7 @@ export function segmentLength(r: Recipe, i: number): number {
 
 /** Index of the segment containing view offset `pos` (pos < size). */
 export function findSegment(r: Recipe, pos: number): number {
-  let lo = 0;
-  let hi = r.count - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >>> 1;
-    if (r.starts[mid] <= pos) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
+  return lastAtOrBefore(r.starts, pos, 0, r.count - 1);
 }
 
 /** Serialized recipes by identity: a build serializes each view's recipe for hashing and again for the catalog. */

@@ -55,15 +55,15 @@ interface Job {
   size: number;
 }
 
-/** Worker threads hashing recipes over one pool file. */
+/** Worker threads hashing recipes over the pool (its files read one after another). */
 export class HashPool {
   private readonly workers: { w: Worker; load: number; jobs: Map<number, Job> }[] = [];
   private nextId = 1;
 
-  constructor(poolPath: string, table: BlockTable, threads: number, private readonly onBytes?: (n: number) => void) {
+  constructor(poolFiles: string[], table: BlockTable, threads: number, private readonly onBytes?: (n: number) => void) {
     const file = path.join(__dirname, `hash-worker${path.extname(__filename)}`);
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(file, { workerData: { poolPath, table } });
+      const w = new Worker(file, { workerData: { poolFiles, table } });
       const entry = { w, load: 0, jobs: new Map<number, Job>() };
       w.on('message', (m: { id: number; hex?: string; error?: string; progress?: number }) => {
         if (m.progress) {

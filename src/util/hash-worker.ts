@@ -1,5 +1,5 @@
 // Worker thread of HashPool: hashes recipes it is sent, reading the pool
-// file through its own BlockStore.
+// files through its own BlockStore.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { FileSource } from '../io/source';
@@ -7,9 +7,9 @@ import { BlockStore, BlockTable } from '../pool/reader';
 import { deserializeRecipe } from '../recipe/recipe';
 import { digestRecipe } from './hash-recipe';
 
-const { poolPath, table } = workerData as { poolPath: string; table: BlockTable };
-const source = FileSource.open(poolPath);
-const blocks = new BlockStore(source, table, { name: poolPath, cacheBytes: 64 << 20 });
+const { poolFiles, table } = workerData as { poolFiles: string[]; table: BlockTable };
+const source = FileSource.concat('pool', poolFiles.map((f) => FileSource.open(f)));
+const blocks = new BlockStore(source, table, { name: poolFiles.join(' + '), cacheBytes: 64 << 20 });
 
 parentPort!.on('message', (m: { id: number; alg: string; recipe: Uint8Array }) => {
   const r = deserializeRecipe(Buffer.from(m.recipe), `recipe ${m.id}`);
