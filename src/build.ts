@@ -12,8 +12,10 @@ import * as crypto from 'node:crypto';
 import * as os from 'node:os';
 import { ingest, Ingested } from './ingest';
 import { PoolWriter } from './pool/writer';
-import { blockTableFrom } from './pool/reader';
-import { BlockInfo, zlibHeader } from './pool/format';
+import { BlockStore, blockTableFrom } from './pool/reader';
+import { BlockInfo, FLAG_RAW, POOL_BLOCK, storedCheck, ZLIB_FRAMING, zlibHeader } from './pool/format';
+import { crc32 } from './checksum/crc32';
+import { adler32 } from './checksum/adler32';
 import { CatalogWriter } from './catalog/writer';
 import { Recipe, RecipeBuilder } from './recipe/recipe';
 import { applyOverlay, EntryType, Tree } from './tree';
@@ -22,7 +24,7 @@ import { FAMILIES, Family, FormatContext, FormatOptions, ViewOut } from './forma
 import { GzipCompiler } from './formats/gzip';
 import { applianceNames, ApplianceNames } from './formats/naming';
 import { readmeText } from './formats/readme';
-import { layoutSquashfs, remapBlocks, SquashfsImage, squashfsRecipe, writeImage } from './formats/squashfs/writer';
+import { layoutSquashfs, SquashfsImage, squashfsRecipe, writeImage } from './formats/squashfs/writer';
 import { ingestDirectory } from './ingest/dir';
 import { writeUniversalIso } from './iso/writer';
 import { IsoImage } from './iso/iso9660';
@@ -111,9 +113,8 @@ interface Trees {
 
 /** The pool as the ISO carries it. */
 interface PoolLayout {
-  /** block table in pool order (id = index + 1) and each block's XXH128 */
+  /** block table in pool order (id = index + 1) */
   blocks: BlockInfo[];
-  hashes: Buffer[];
   /** the pool's files, in pool order: local file, and where it goes */
   parts: { file: string; part: PoolPart }[];
   /** the base tree's squashfs (block ids as in `blocks`) */
@@ -135,6 +136,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   let pool: PoolWriter | undefined;
   let hashPool: HashPool | undefined;
   let catalog: CatalogWriter | undefined;
+  let partSources: FileSource[] = [];
   try {
     const stageDir = path.join(tmp, UNISO_DIR);
     fs.mkdirSync(stageDir);
@@ -162,17 +164,18 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     catalog = new CatalogWriter(path.join(tmp, 'catalog.build.sqlite'));
     const baseId = writeTrees(catalog, layout, pool, trees);
 
-    const poolSource = FileSource.concat('pool', layout.parts.map((p) => FileSource.open(p.file)));
+    partSources = layout.parts.map((p) => FileSource.open(p.file));
+    const poolSource = FileSource.concat('pool', partSources);
+    const table = blockTableFrom(layout.blocks, poolSource.size);
     let hashedBytes = 0;
     let hashedNow = false;
-    hashPool = new HashPool(layout.parts.map((p) => p.file), blockTableFrom(layout.blocks, poolSource.size),
-      Math.max(1, Math.min(4, os.availableParallelism())), (n) => {
-        hashedBytes += n;
-        if (hashedNow) progress.add(n);
-      });
-    poolSource.close();
+    hashPool = new HashPool(layout.parts.map((p) => p.file), table, Math.max(1, Math.min(4, os.availableParallelism())), (n) => {
+      hashedBytes += n;
+      if (hashedNow) progress.add(n);
+    });
     const mtimeSec = newestMtimeSec(trees);
-    const views = await compileViews(b, trees, layout, names, formatOptions, selected, mtimeSec, hashPool);
+    const store = new BlockStore(poolSource, table, { name: 'pool', cacheBytes: 32 << 20 });
+    const views = await compileViews(b, trees, layout, names, formatOptions, selected, mtimeSec, hashPool, (id) => store.inflated(id));
 
     // checksums
     progress.phase('checksumming views', [...views.sha.keys()].reduce((s, r) => s + r.size, 0));
@@ -216,6 +219,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     progress.end();
     await hashPool?.close();
     catalog?.close();
+    for (const src of partSources) src.close();
     removeQuietly(tmp);
   }
 }
@@ -325,23 +329,42 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
     fs.renameSync(pool.path, sidePath);
     const size = fs.statSync(sidePath).size;
     return {
-      blocks: pool.blocks, hashes: pool.hashes, squashfs: image, replaced: [],
+      blocks: pool.blocks, squashfs: image, replaced: [],
       parts: [{ file: sidePath, part: { path: `${UNISO_DIR}/${POOL_NAME}`, size, at: 0, role: 'side' } }],
     };
   }
-  // new ids: the squashfs's blocks in image order, then the rest in pool order
+  // new ids in pool order: the squashfs's pieces in image order (its own bytes, the superblock and
+  // tables, become raw blocks too, so its view reads them from the ISO), then the side pool's blocks
   const old = pool.blocks;
   const newId = new Uint32Array(old.length + 1);
-  const order: number[] = [];
-  for (const id of image.placed.keys()) {
-    newId[id] = order.length + 1;
-    order.push(id);
+  const order: (number | { at: number; data: Buffer })[] = [];
+  const pieces: SquashfsImage['pieces'] = [];
+  let at = 0;
+  for (const p of image.pieces) {
+    if (p.kind === 'bytes') {
+      for (let o = 0; o < p.data.length; o += POOL_BLOCK) {
+        order.push({ at: at + o, data: p.data.subarray(o, Math.min(p.data.length, o + POOL_BLOCK)) });
+        pieces.push({ kind: 'block', id: order.length });
+      }
+      at += p.data.length;
+    } else if (p.kind === 'block') {
+      if (newId[p.id] === 0) {
+        order.push(p.id);
+        newId[p.id] = order.length;
+      }
+      pieces.push({ kind: 'block', id: newId[p.id] });
+      const b = old[p.id - 1];
+      at += b.flags & FLAG_RAW ? b.usize : b.csize + ZLIB_FRAMING;
+    } else {
+      pieces.push(p);
+      at += p.n;
+    }
   }
   const inSquashfs = order.length;
   for (let id = 1; id <= old.length; id++) {
     if (newId[id] === 0) {
-      newId[id] = order.length + 1;
       order.push(id);
+      newId[id] = order.length;
     }
   }
   b.progress.phase('writing the squashfs', image.size);
@@ -368,11 +391,16 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
     }
     b.progress.add(image.size);
     for (let k = 0; k < order.length; k++) {
-      const info = { ...old[order[k] - 1] };
+      const o = order[k];
+      if (typeof o !== 'number') {
+        blocks.push({ offset: o.at, csize: o.data.length, usize: o.data.length, flags: FLAG_RAW, sxh: storedCheck(o.data), crc32: crc32(o.data), adler32: adler32(o.data) });
+        continue;
+      }
+      const info = { ...old[o - 1] };
       if (k < inSquashfs) {
-        info.offset = image.placed.get(order[k])!;
+        info.offset = image.placed.get(o)!;
       } else {
-        const data = stored(order[k]);
+        const data = stored(o);
         for (let w = 0; w < data.length;) w += fs.writeSync(sideFd, data, w, data.length - w, sideBytes + w);
         info.offset = image.size + sideBytes;
         sideBytes += data.length;
@@ -387,8 +415,10 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
   fs.rmSync(pool.path);
   for (const c of pool.contents) for (let k = 0; k < c.blocks.length; k++) c.blocks[k] = newId[c.blocks[k]];
   const squashIsoPath = isIso ? trees.input.rootSquashfs! : `${UNISO_DIR}/${ROOTFS_SQUASHFS_NAME}`;
+  const placed = new Map<number, number>();
+  for (const [id, pos] of image.placed) placed.set(newId[id], pos);
   return {
-    blocks, hashes: order.map((id) => pool.hashes[id - 1]), squashfs: remapBlocks(image, (id) => newId[id]), squashfsSha256,
+    blocks, squashfs: { ...image, pieces, placed }, squashfsSha256,
     replaced: isIso ? [{ isoPath: squashIsoPath, file: squashPath, oldSize: trees.input.rootSquashfsSize ?? 0 }] : [],
     parts: [
       { file: squashPath, part: { path: squashIsoPath, size: image.size, at: 0, role: 'squashfs' } },
@@ -399,14 +429,14 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
 
 /** 4. The catalog's blocks, contents and trees; returns the base tree's id. */
 function writeTrees(catalog: CatalogWriter, layout: PoolLayout, pool: PoolWriter, trees: Trees): number {
-  catalog.writeBlocks(layout.blocks, layout.hashes);
+  catalog.writeBlocks(layout.blocks);
   catalog.writeContents(pool.contents);
   const ids = new Map<Tree, number>();
   const baseId = catalog.writeTree('base', trees.base);
   ids.set(trees.base, baseId);
   for (const fam of FAMILIES) {
     const t = trees.of(fam);
-    if (!ids.has(t)) ids.set(t, catalog.writeTree(fam, t));
+    if (!ids.has(t)) ids.set(t, catalog.writeTree(fam, t, false)); // no view shows a family's tree
     catalog.setFamily(fam, ids.get(t)!);
   }
   return baseId;
@@ -414,7 +444,8 @@ function writeTrees(catalog: CatalogWriter, layout: PoolLayout, pool: PoolWriter
 
 /** 5. Every selected format's views; each one's checksum starts (on worker threads) as soon as its recipe exists. */
 async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: ApplianceNames, options: FormatOptions,
-  selected: typeof FORMATS, mtimeSec: bigint, hashPool: HashPool): Promise<{ list: ViewOut[]; sha: Map<Recipe, Promise<string>>; baseSquashfs: Recipe }> {
+  selected: typeof FORMATS, mtimeSec: bigint, hashPool: HashPool, inflated: (id: number) => Promise<Buffer>,
+): Promise<{ list: ViewOut[]; sha: Map<Recipe, Promise<string>>; baseSquashfs: Recipe }> {
   // formats asking for a digest (the OVF manifest, the docker layer) and the views share each one
   const sha = new Map<Recipe, Promise<string>>();
   const sha256Of = (r: Recipe): Promise<string> => {
@@ -439,7 +470,7 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
     });
   };
   const ctx: FormatContext = {
-    names, options, tree: trees.of, treeKey, blocks: layout.blocks, gzip: new GzipCompiler(layout.blocks), mtimeSec,
+    names, options, tree: trees.of, treeKey, blocks: layout.blocks, gzip: new GzipCompiler(layout.blocks, inflated), mtimeSec,
     sha256: sha256Of, hash: (r, alg) => hashPool.digest(r, alg), squashfs: squashfsOf, memo: b.memo, warn: b.warn,
   };
   b.progress.phase('building views');

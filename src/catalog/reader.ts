@@ -1,15 +1,20 @@
 // Catalog reader (mount, extract, serve, verify): opens a catalog (a SQLite
 // file, read a page at a time through a small page cache, or bytes held in
 // memory), checks its schema version, and answers the queries the daemon
-// and commands need.
+// and commands need. Directories and contents are unpacked a row at a time
+// and kept in small caches.
 
 import Database from 'better-sqlite3';
-import { SCHEMA_VERSION } from './schema';
+import { LRUCache } from 'lru-cache';
+import { CONTENTS_PER_CHUNK, SCHEMA_VERSION } from './schema';
+import { InodeRow, unpackBlocks, unpackContents, unpackDir } from './packed';
 import { unpackXattrs } from './xattrs';
 import { deserializeRecipe, Recipe } from '../recipe/recipe';
 import { BlockTable } from '../pool/reader';
 import { fileError } from '../util/errors';
-import type { EntryType, Xattr } from '../tree';
+import type { Xattr } from '../tree';
+
+export type { InodeRow };
 
 /** SQLite's page cache for a catalog read from a file (KiB): recipes are cached as parsed objects. */
 const PAGE_CACHE_KIB = 2048;
@@ -27,32 +32,17 @@ export interface ViewRow {
   description: string;
 }
 
-export interface InodeRow {
-  tree: number;
-  ino: number;
-  type: EntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime_sec: number;
-  mtime_nsec: number;
-  nlink: number;
-  size: number;
-  rdev_major: number;
-  rdev_minor: number;
-  target: Buffer | null;
-  content: number | null;
-  xattrs: Buffer | null;
-  sparse: number;
-}
+/** Directories and content chunks kept unpacked. */
+const DIR_CACHE = 1024;
+const CONTENT_CACHE = 64;
 
 export class Catalog {
   readonly db: Database.Database;
   private readonly recipeCache = new Map<number, Recipe>();
-  private readonly stInode: Database.Statement;
-  private readonly stChild: Database.Statement;
-  private readonly stChildren: Database.Statement;
+  private readonly stDir: Database.Statement;
   private readonly stContent: Database.Statement;
+  private readonly dirs = new LRUCache<string, { byName: Map<string, InodeRow>; sorted: { name: Buffer; row: InodeRow }[] }>({ max: DIR_CACHE });
+  private readonly contentChunks = new LRUCache<number, { size: number; blocks: Uint32Array }[]>({ max: CONTENT_CACHE });
 
   /** `source`: the catalog's file, or its bytes. `name` names it in errors. */
   constructor(source: string | Buffer, readonly name: string) {
@@ -76,10 +66,8 @@ export class Catalog {
       throw fileError(name, `catalog schema version ${v} is newer than this uniso supports (${SCHEMA_VERSION}); upgrade uniso`);
     }
     try {
-      this.stInode = this.db.prepare('SELECT * FROM inodes WHERE tree = ? AND ino = ?');
-      this.stChild = this.db.prepare('SELECT ino FROM dirents WHERE tree = ? AND parent = ? AND name = ?').pluck();
-      this.stChildren = this.db.prepare('SELECT name, ino FROM dirents WHERE tree = ? AND parent = ? ORDER BY name');
-      this.stContent = this.db.prepare('SELECT size, blocks FROM contents WHERE id = ?');
+      this.stDir = this.db.prepare('SELECT size, data FROM dirs WHERE tree = ? AND ino = ?');
+      this.stContent = this.db.prepare('SELECT count, size, data FROM contents WHERE chunk = ?');
       this.db.prepare('SELECT count(*) FROM views').get();
     } catch (e) {
       throw fileError(name, `catalog is damaged (${(e as Error).message})`);
@@ -105,34 +93,43 @@ export class Catalog {
   }
 
   blockTable(poolBytes: number): BlockTable {
-    const n = (this.db.prepare('SELECT count(*) FROM blocks').pluck().get() as number);
+    const damaged = (why: string) => fileError(this.name, `catalog block table is damaged (${why})`);
+    const rows = this.db.prepare('SELECT chunk, count, size, data FROM blocks ORDER BY chunk').all() as
+      { chunk: number; count: number; size: number; data: Buffer }[];
+    const n = rows.reduce((s, r) => s + r.count, 0);
     const t: BlockTable = {
       count: n, offset: new Float64Array(n), csize: new Uint32Array(n), usize: new Uint32Array(n),
-      flags: new Uint8Array(n), sxh: new Uint32Array(n), crc32: new Uint32Array(n), adler32: new Uint32Array(n), poolBytes,
+      flags: new Uint8Array(n), sxh: new Uint32Array(n), crc32: new Uint32Array(n), poolBytes,
     };
-    let expect = 1;
+    let first = 0;
     let end = 0;
-    for (const row of this.db.prepare('SELECT id, offset, csize, usize, flags, sxh, crc32, adler32 FROM blocks ORDER BY id')
-      .raw().iterate() as Iterable<number[]>) {
-      const [id, offset, csize, usize, flags, sxh, crc, adler] = row;
-      if (id !== expect || offset < end || offset + csize > poolBytes) {
-        throw fileError(this.name, `catalog block table is damaged (block ${id})`);
+    for (const [k, r] of rows.entries()) {
+      if (r.chunk !== k) throw damaged(`chunk ${k} is missing`);
+      try {
+        end = unpackBlocks(r, r.count, end, first, t, `${this.name}: catalog block table`);
+      } catch (e) {
+        throw fileError(this.name, (e as Error).message.replace(`${this.name}: `, ''));
       }
-      const i = id - 1;
-      t.offset[i] = offset; t.csize[i] = csize; t.usize[i] = usize; t.flags[i] = flags;
-      t.sxh[i] = sxh; t.crc32[i] = crc; t.adler32[i] = adler;
-      expect++;
-      end = offset + csize;
+      first += r.count;
     }
+    if (end > poolBytes) throw damaged(`blocks reach byte ${end} of a ${poolBytes}-byte pool`);
     return t;
   }
 
+  /** Recipe `id`, with the recipes it includes (which the writer stored first: lower ids). */
   recipe(id: number): Recipe {
     let r = this.recipeCache.get(id);
     if (!r) {
       const row = this.db.prepare('SELECT data FROM recipes WHERE id = ?').get(id) as { data: Buffer } | undefined;
       if (!row) throw fileError(this.name, `catalog is missing recipe ${id}`);
-      r = deserializeRecipe(row.data, `${this.name}: recipe ${id}`);
+      try {
+        r = deserializeRecipe(row.data, `recipe ${id}`, (sub) => {
+          if (!(sub >= 1 && sub < id)) throw new Error(`recipe ${id} includes recipe ${sub}, which it cannot`);
+          return this.recipe(sub);
+        });
+      } catch (e) {
+        throw fileError(this.name, `catalog is damaged (${(e as Error).message})`);
+      }
       this.recipeCache.set(id, r);
     }
     return r;
@@ -150,24 +147,59 @@ export class Catalog {
     return this.db.prepare('SELECT * FROM trees ORDER BY id').all() as { id: number; name: string; entries: number; bytes: number }[];
   }
 
-  inode(tree: number, ino: number): InodeRow | undefined {
-    return this.stInode.get(tree, ino) as InodeRow | undefined;
+  /** The root directory's own entry of a browsable tree. */
+  rootInode(tree: number): InodeRow | undefined {
+    const r = this.db.prepare('SELECT root_size, root FROM trees WHERE id = ?').get(tree) as { root_size: number | null; root: Buffer | null } | undefined;
+    if (!r?.root || r.root_size === null) return undefined;
+    return this.unpack({ size: r.root_size, data: r.root }, tree, 'root')[0]?.row;
   }
 
-  child(tree: number, parent: number, name: Buffer): number | undefined {
-    return this.stChild.get(tree, parent, name) as number | undefined;
+  private unpack(row: { size: number; data: Buffer }, tree: number, what: string): { name: Buffer; row: InodeRow }[] {
+    try {
+      return unpackDir(row, tree, `tree ${tree} ${what}`);
+    } catch (e) {
+      throw fileError(this.name, `catalog is damaged (${(e as Error).message})`);
+    }
   }
 
-  children(tree: number, parent: number): { name: Buffer; ino: number }[] {
-    return this.stChildren.all(tree, parent) as { name: Buffer; ino: number }[];
+  /** A directory's entries, unpacked once (cached). */
+  private dir(tree: number, ino: number) {
+    const key = `${tree}:${ino}`;
+    let d = this.dirs.get(key);
+    if (!d) {
+      const row = this.stDir.get(tree, ino) as { size: number; data: Buffer } | undefined;
+      const sorted = row ? this.unpack(row, tree, `directory ${ino}`) : [];
+      d = { sorted, byName: new Map(sorted.map((e) => [e.name.toString('latin1'), e.row])) };
+      this.dirs.set(key, d);
+    }
+    return d;
+  }
+
+  /** The entry `name` (bytes) of directory `parent`. */
+  child(tree: number, parent: number, name: Buffer): InodeRow | undefined {
+    return this.dir(tree, parent).byName.get(name.toString('latin1'));
+  }
+
+  /** A directory's entries in name order. */
+  children(tree: number, parent: number): { name: Buffer; row: InodeRow }[] {
+    return this.dir(tree, parent).sorted;
   }
 
   content(id: number): { size: number; blocks: Uint32Array } {
-    const row = this.stContent.get(id) as { size: number; blocks: Buffer } | undefined;
-    if (!row || row.blocks.length % 4 !== 0) throw fileError(this.name, `catalog content ${id} is missing or damaged`);
-    const blocks = new Uint32Array(row.blocks.length / 4);
-    for (let i = 0; i < blocks.length; i++) blocks[i] = row.blocks.readUInt32LE(i * 4);
-    return { size: row.size, blocks };
+    const chunk = Math.floor((id - 1) / CONTENTS_PER_CHUNK);
+    let list = this.contentChunks.get(chunk);
+    if (!list) {
+      const row = id >= 1 ? this.stContent.get(chunk) as { count: number; size: number; data: Buffer } | undefined : undefined;
+      try {
+        list = row ? unpackContents(row, row.count, `content chunk ${chunk}`) : [];
+      } catch (e) {
+        throw fileError(this.name, `catalog is damaged (${(e as Error).message})`);
+      }
+      this.contentChunks.set(chunk, list);
+    }
+    const c = list[(id - 1) % CONTENTS_PER_CHUNK];
+    if (!c) throw fileError(this.name, `catalog content ${id} is missing or damaged`);
+    return c;
   }
 
   xattrs(row: InodeRow): Xattr[] {

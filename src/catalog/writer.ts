@@ -1,15 +1,15 @@
 // Catalog writer (build time): collects the pool's block table, contents,
 // trees, recipes and views into a fresh SQLite file, then VACUUMs
-// it into its final, deterministic form.
+// it into its final, deterministic form. Block table, contents and
+// directories are packed (packed.ts).
 
 import Database from 'better-sqlite3';
 import { XXHash128 } from 'xxhash-addon';
-import { SCHEMA, SCHEMA_VERSION } from './schema';
-import { packXattrs } from './xattrs';
+import { BLOCKS_PER_CHUNK, CONTENTS_PER_CHUNK, SCHEMA, SCHEMA_VERSION } from './schema';
+import { packBlocks, packContents, packDir, StoredBlock } from './packed';
 import { serializeRecipe, Recipe } from '../recipe/recipe';
-import type { BlockInfo } from '../pool/format';
 import type { Content } from '../tree';
-import { EntryType, Tree } from '../tree';
+import { ROOT_INO, Tree } from '../tree';
 
 export interface ViewRecord {
   path: string;
@@ -26,6 +26,7 @@ export interface ViewRecord {
 export class CatalogWriter {
   private readonly db: Database.Database;
   private readonly recipeIds = new Map<string, number>();
+  private readonly recipeOf = new Map<Recipe, number>();
   private readonly insRecipe: Database.Statement;
   private nextViewIno = 2;
 
@@ -43,47 +44,52 @@ export class CatalogWriter {
     this.db.prepare('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run(key, value);
   }
 
-  writeBlocks(blocks: BlockInfo[], hashes: Buffer[]): void {
-    const ins = this.db.prepare(
-      'INSERT INTO blocks(id, offset, csize, usize, flags, sxh, crc32, adler32, hash) VALUES (?,?,?,?,?,?,?,?,?)');
+  writeBlocks(blocks: readonly StoredBlock[]): void {
+    const ins = this.db.prepare('INSERT INTO blocks(chunk, count, size, data) VALUES (?, ?, ?, ?)');
     this.db.transaction(() => {
-      blocks.forEach((b, i) => ins.run(i + 1, b.offset, b.csize, b.usize, b.flags, b.sxh, b.crc32, b.adler32, hashes[i]));
-    })();
-  }
-
-  writeContents(contents: Content[]): void {
-    const ins = this.db.prepare('INSERT INTO contents(id, size, blocks) VALUES (?, ?, ?)');
-    this.db.transaction(() => {
-      for (const c of contents) {
-        const packed = Buffer.allocUnsafe(c.blocks.length * 4);
-        for (let i = 0; i < c.blocks.length; i++) packed.writeUInt32LE(c.blocks[i], i * 4);
-        ins.run(c.id, c.size, packed);
+      let end = 0;
+      for (let k = 0; k * BLOCKS_PER_CHUNK < blocks.length; k++) {
+        const part = blocks.slice(k * BLOCKS_PER_CHUNK, (k + 1) * BLOCKS_PER_CHUNK);
+        const row = packBlocks(part, end);
+        ins.run(k, part.length, row.size, row.data);
+        const last = part[part.length - 1];
+        end = last.offset + last.csize;
       }
     })();
   }
 
-  /** Store a tree under `name`; returns its id. */
-  writeTree(name: string, tree: Tree): number {
+  /** Contents (id = index + 1). */
+  writeContents(contents: readonly Content[]): void {
+    const ins = this.db.prepare('INSERT INTO contents(chunk, count, size, data) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      for (let k = 0; k * CONTENTS_PER_CHUNK < contents.length; k++) {
+        const part = contents.slice(k * CONTENTS_PER_CHUNK, (k + 1) * CONTENTS_PER_CHUNK);
+        part.forEach((c, i) => { if (c.id !== k * CONTENTS_PER_CHUNK + i + 1) throw new Error(`content ${c.id} out of order`); });
+        const row = packContents(part);
+        ins.run(k, part.length, row.size, row.data);
+      }
+    })();
+  }
+
+  /**
+   * Store a tree under `name`; returns its id. Its entries are stored (one
+   * row per directory) only when `browsable`: a view shows it.
+   */
+  writeTree(name: string, tree: Tree, browsable = true): number {
     let bytes = 0;
     for (const i of tree.inodes.values()) if (i.content) bytes += i.content.size;
-    const id = Number(this.db.prepare('INSERT INTO trees(name, entries, bytes) VALUES (?, ?, ?)')
-      .run(name, tree.entryCount, bytes).lastInsertRowid);
-    const insI = this.db.prepare(`INSERT INTO inodes(tree, ino, type, mode, uid, gid, mtime_sec, mtime_nsec, nlink,
-      size, rdev_major, rdev_minor, target, content, xattrs, sparse) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`);
-    const insD = this.db.prepare('INSERT INTO dirents(tree, parent, name, ino) VALUES (?, ?, ?, ?)');
+    const root = browsable ? packDir([['', tree.root]]) : undefined;
+    const id = Number(this.db.prepare('INSERT INTO trees(name, entries, bytes, root_size, root) VALUES (?, ?, ?, ?, ?)')
+      .run(name, tree.entryCount, bytes, root?.size ?? null, root?.data ?? null).lastInsertRowid);
+    if (!browsable) return id;
+    const ins = this.db.prepare('INSERT INTO dirs(tree, ino, size, data) VALUES (?, ?, ?, ?)');
     this.db.transaction(() => {
-      for (const i of tree.inodes.values()) {
-        const sec = i.mtimeNs / 1_000_000_000n;
-        const nsec = i.mtimeNs - sec * 1_000_000_000n;
-        const size = i.type === EntryType.Symlink ? Buffer.byteLength(i.target ?? '', 'latin1') : i.content?.size ?? 0;
-        insI.run(id, i.ino, i.type, i.mode, i.uid, i.gid, sec, nsec, i.nlink, size, i.rdevMajor, i.rdevMinor,
-          i.target !== undefined ? Buffer.from(i.target, 'latin1') : null, i.content?.id ?? null,
-          packXattrs(i.xattrs), i.sparse ? 1 : 0);
-      }
-      for (const [dir, kids] of tree.dirs) {
-        for (const [name, ino] of kids) insD.run(id, dir, Buffer.from(name, 'latin1'), ino);
+      for (const dir of tree.dirs.keys()) {
+        const row = packDir(tree.sortedChildren(dir).map(([n, ino]) => [n, tree.inodes.get(ino)!]));
+        ins.run(id, dir, row.size, row.data);
       }
     })();
+    if (!tree.dirs.has(ROOT_INO)) throw new Error('tree has no root directory');
     return id;
   }
 
@@ -91,15 +97,20 @@ export class CatalogWriter {
     this.db.prepare('INSERT OR REPLACE INTO families(family, tree) VALUES (?, ?)').run(family, treeId);
   }
 
-  /** Store a recipe (deduplicated); returns its id. */
+  /** Store a recipe (deduplicated), after the recipes it includes; returns its id. */
   addRecipe(r: Recipe): number {
-    const data = serializeRecipe(r);
-    const key = XXHash128.hash(data).toString('latin1');
-    const known = this.recipeIds.get(key);
+    const known = this.recipeOf.get(r);
     if (known !== undefined) return known;
-    const id = this.recipeIds.size + 1;
-    this.insRecipe.run(id, r.size, data);
-    this.recipeIds.set(key, id);
+    for (const sub of r.subs) this.addRecipe(sub);
+    const data = serializeRecipe(r, (sub) => this.recipeOf.get(sub)!);
+    const key = XXHash128.hash(data).toString('latin1');
+    let id = this.recipeIds.get(key);
+    if (id === undefined) {
+      id = this.recipeIds.size + 1;
+      this.insRecipe.run(id, r.size, data);
+      this.recipeIds.set(key, id);
+    }
+    this.recipeOf.set(r, id);
     return id;
   }
 

@@ -78,6 +78,6 @@ export interface Preparer {
 }
 
 /** Turn piece lists into a gzip view recipe. */
-export function gzipView(ctx: FormatContext, pieces: Piece[]): Recipe {
-  return ctx.gzip.compile(pieces).recipe;
+export async function gzipView(ctx: FormatContext, pieces: Piece[]): Promise<Recipe> {
+  return (await ctx.gzip.compile(pieces)).recipe;
 }

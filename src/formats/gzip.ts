@@ -4,6 +4,12 @@
 // and (c) precompressed zero runs; then an empty final block and the
 // CRC-32/ISIZE trailer, both computed from the pieces. Nothing is
 // compressed at read time.
+//
+// A literal run (a tar header) is compressed with the 32 KiB of the stream
+// before it as zlib's preset dictionary: a decoder has exactly those bytes
+// in its window there, so the run may refer back to the headers and file
+// bytes before it (about 2.5 times smaller than compressed alone). The
+// pool blocks among those bytes are inflated for it (`inflated`).
 
 import * as zlib from 'node:zlib';
 import { Recipe, RecipeBuilder } from '../recipe/recipe';
@@ -24,17 +30,38 @@ export function gzipHeader(): Buffer {
   return Buffer.from([GZIP_ID1, GZIP_ID2, CM_DEFLATE, 0, 0, 0, 0, 0, 0, OS_UNIX]);
 }
 
-/** Raw deflate of `data`, ended by a sync flush (byte aligned, not final). */
-export function deflateSynced(data: Buffer, level = 9): Buffer {
+/** The window of deflate: how far back a match may refer. */
+const WINDOW = 32768;
+/** Literal runs compressed ahead of the one the recipe takes next. */
+const AHEAD = 64;
+
+/**
+ * Raw deflate of `data`, ended by a sync flush (byte aligned, not final);
+ * `history`: the bytes the decoder will have output just before (a preset
+ * dictionary).
+ */
+export function deflateSynced(data: Buffer, level = 9, history?: Buffer): Buffer {
   // zlib returns a view of its 16 KiB output chunk: keep an exact-size copy,
   // or every small header would pin a whole chunk for the life of the recipe
-  return Buffer.from(zlib.deflateRawSync(data, { level, finishFlush: zlib.constants.Z_SYNC_FLUSH }));
+  const opts: zlib.ZlibOptions = { level, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  if (history?.length) opts.dictionary = history;
+  return Buffer.from(zlib.deflateRawSync(data, opts));
+}
+
+/** deflateSynced on the thread pool. */
+function deflateSyncedAsync(data: Buffer, level: number, history?: Buffer): Promise<Buffer> {
+  const opts: zlib.ZlibOptions = { level, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  if (history?.length) opts.dictionary = history;
+  return new Promise((resolve, reject) => {
+    zlib.deflateRaw(data, opts, (err, out) => (err ? reject(err) : resolve(Buffer.from(out))));
+  });
 }
 
 export class GzipCompiler {
   private readonly zeroRuns = new Map<number, Buffer>(); // zero-run length -> its deflate segment
 
-  constructor(private readonly blocks: BlockInfo[]) {}
+  /** `inflated`: a pool block's bytes, for the history of the literal runs after it (none: literals compressed alone). */
+  constructor(private readonly blocks: BlockInfo[], private readonly inflated?: (id: number) => Promise<Buffer>) {}
 
   private zeroSegment(n: number): Buffer {
     let seg = this.zeroRuns.get(n);
@@ -45,13 +72,49 @@ export class GzipCompiler {
     return seg;
   }
 
+  /** The last `want` (at most WINDOW) bytes of the stream the pieces before `i` make. */
+  private async history(pieces: Piece[], i: number): Promise<Buffer | undefined> {
+    if (!this.inflated) return undefined;
+    const parts: Buffer[] = [];
+    let want = WINDOW;
+    for (let k = i - 1; k >= 0 && want > 0; k--) {
+      const p = pieces[k];
+      const len = p.kind === 'bytes' ? p.data.length : p.kind === 'block' ? p.len : p.kind === 'zeros' ? p.n : p.recipe.size;
+      const n = Math.min(want, len);
+      if (p.kind === 'bytes') parts.push(p.data.subarray(len - n));
+      else if (p.kind === 'zeros') parts.push(Buffer.alloc(n));
+      else if (p.kind === 'block') parts.push((await this.inflated(p.id)).subarray(len - n));
+      else throw new Error('gzip compiler: embedded recipes must be flattened first');
+      want -= n;
+    }
+    return parts.length ? Buffer.concat(parts.reverse()) : undefined;
+  }
+
   /** The deflate body (no header/trailer) for the pieces. */
-  private body(rb: RecipeBuilder, pieces: Piece[]): void {
-    for (const p of pieces) {
+  private async body(rb: RecipeBuilder, pieces: Piece[]): Promise<void> {
+    // the next literal runs are compressed ahead, on the thread pool (their histories' pool
+    // blocks inflate there too), and taken in order
+    const literals: number[] = [];
+    pieces.forEach((p, i) => { if (p.kind === 'bytes') literals.push(i); });
+    const compressed = new Map<number, Promise<Buffer>>();
+    let started = 0;
+    let used = 0;
+    for (const [i, p] of pieces.entries()) {
       switch (p.kind) {
-        case 'bytes':
-          rb.literal(deflateSynced(p.data));
+        case 'bytes': {
+          for (; started < literals.length && started < used + AHEAD; started++) {
+            const k = literals[started];
+            const data = (pieces[k] as { data: Buffer }).data;
+            const c = this.history(pieces, k).then((h) => deflateSyncedAsync(data, 9, h));
+            c.catch(() => { /* reported when awaited */ });
+            compressed.set(k, c);
+          }
+          const lit = await compressed.get(i)!;
+          compressed.delete(i);
+          used++;
+          rb.literal(lit);
           break;
+        }
         case 'block':
           rb.deflate(p.id, deflateSegmentSize(this.blocks[p.id - 1]));
           break;
@@ -70,11 +133,11 @@ export class GzipCompiler {
     }
   }
 
-  compile(pieces: Piece[]): { recipe: Recipe; crc: number; size: number } {
+  async compile(pieces: Piece[]): Promise<{ recipe: Recipe; crc: number; size: number }> {
     const { crc, size } = piecesCrc(pieces, this.blocks);
     const rb = new RecipeBuilder();
     rb.literal(gzipHeader());
-    this.body(rb, pieces);
+    await this.body(rb, pieces);
     const trailer = Buffer.alloc(DEFLATE_FINAL_EMPTY.length + 8);
     DEFLATE_FINAL_EMPTY.copy(trailer, 0);
     trailer.writeUInt32LE(crc >>> 0, 2);

@@ -48,7 +48,7 @@ export const lxc: Format = {
     const skipped = writeTarEntries(ctx.tree('container'), { prefix: 'rootfs/', includeRoot: true }, pieces);
     if (skipped.length) ctx.warn(`lxc: ${skipped.length} socket(s) cannot be stored in tar and were left out`);
     endOfArchive(pieces);
-    const { recipe } = ctx.gzip.compile(pieces.done());
+    const { recipe } = await ctx.gzip.compile(pieces.done());
     const meta = new PieceList();
     tarMemberBytes(meta, 'metadata.yaml', Buffer.from(metadataYaml(ctx), 'utf8'), ctx.mtimeSec);
     endOfArchive(meta);
@@ -57,7 +57,7 @@ export const lxc: Format = {
       path: `lxc/${name}-incus.tar.gz`, recipe, format: 'lxc',
       description: 'LXD/Incus unified image (incus image import FILE --alias NAME)',
     }, {
-      path: `lxc/${name}-incus-metadata.tar.gz`, recipe: ctx.gzip.compile(meta.done()).recipe, format: 'lxc-split',
+      path: `lxc/${name}-incus-metadata.tar.gz`, recipe: (await ctx.gzip.compile(meta.done())).recipe, format: 'lxc-split',
       description: `LXD/Incus split image metadata (incus image import FILE ${name}-incus-rootfs.squashfs --alias NAME)`,
     }, {
       path: `lxc/${name}-incus-rootfs.squashfs`, recipe: ctx.squashfs('container'), format: 'lxc-split',

@@ -66,7 +66,7 @@ export const opennode: Format = {
   name: 'opennode',
   family: 'container',
   async build(ctx) {
-    const { recipe, tarSize } = rootfsTarGz(ctx, 'container');
+    const { recipe, tarSize } = await rootfsTarGz(ctx, 'container');
     const gzName = `${ctx.names.template}.tar.gz`;
     const ovf = Buffer.from(openNodeOvf(ctx, gzName, recipe.size, tarSize), 'utf8');
     const rb = new RecipeBuilder();

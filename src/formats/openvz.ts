@@ -8,7 +8,7 @@ export const openvz: Format = {
   name: 'openvz',
   family: 'container',
   async build(ctx) {
-    const { recipe } = rootfsTarGz(ctx, 'container');
+    const { recipe } = await rootfsTarGz(ctx, 'container');
     return [{
       path: `openvz/${ctx.names.template}.tar.gz`, recipe, format: 'openvz',
       description: 'OpenVZ OS template (copy to /vz/template/cache/)',

@@ -7,7 +7,7 @@
 import * as crypto from 'node:crypto';
 import { Format, FormatContext } from './context';
 import { familyDisk } from './disk/disk';
-import { streamOptimized, VMDK_ADAPTER } from './vmdk';
+import { ovfDiskFile, streamOptimized, VMDK_ADAPTER } from './vmdk';
 import { NS_OVF, NS_RASD, NS_VSSD, NS_XSI, OS_DEBIAN_64, RT_CPU, RT_DISK, RT_ETHERNET, RT_MEMORY, RT_SCSI } from './ovf-schema';
 import { xmlEscape } from './xml';
 import { PieceList, compilePlain } from './pieces';
@@ -94,7 +94,7 @@ export const ovf: Format = {
   async build(ctx) {
     const d = familyDisk(ctx, 'vm');
     const n = ctx.names.name;
-    const diskFile = `${n}-disk1.vmdk`;
+    const diskFile = ovfDiskFile(n);
     const vmdkRecipe = streamOptimized(ctx, d, diskFile);
     const ovfBytes = Buffer.from(ovfXml(ctx, diskFile, vmdkRecipe.size, d.size), 'utf8');
     const alg = ctx.options.ovfSha1 ? 'SHA1' : 'SHA256';

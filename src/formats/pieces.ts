@@ -92,7 +92,7 @@ export function piecesCrc(pieces: Piece[], blocks: BlockInfo[]): { crc: number; 
   return { crc: acc.crc, size: acc.length };
 }
 
-/** Compile to an uncompressed recipe: literals, raw block segments, zero runs. */
+/** Compile to an uncompressed recipe: literals, raw block segments, zero runs, embedded recipes by reference. */
 export function compilePlain(pieces: Piece[]): Recipe {
   const rb = new RecipeBuilder();
   for (const p of pieces) {
@@ -100,7 +100,7 @@ export function compilePlain(pieces: Piece[]): Recipe {
       case 'bytes': rb.literal(p.data); break;
       case 'block': rb.raw(p.id, 0, p.len); break;
       case 'zeros': rb.zero(p.n); break;
-      case 'recipe': rb.append(p.recipe); break;
+      case 'recipe': rb.include(p.recipe); break;
     }
   }
   return rb.build();

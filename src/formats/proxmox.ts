@@ -8,7 +8,7 @@ export const proxmox: Format = {
   name: 'proxmox',
   family: 'container',
   async build(ctx) {
-    const { recipe } = rootfsTarGz(ctx, 'container');
+    const { recipe } = await rootfsTarGz(ctx, 'container');
     return [{
       path: `proxmox/${ctx.names.template}.tar.gz`, recipe, format: 'proxmox',
       description: 'Proxmox VE container template (copy to /var/lib/vz/template/cache/)',

@@ -1,11 +1,14 @@
 // qcow2 (version 3) for OpenStack: 64 KiB clusters, only the clusters that
 // hold data are stored, each as a compressed cluster spliced from pool
 // blocks (no compression at read time), with L1/L2 tables and refcounts
-// that qemu-img check accepts.
+// that qemu-img check accepts. A compressed cluster is the deflate body of
+// the same grain in the disk's streamOptimized VMDK, which the qcow2 recipe
+// includes by reference (the catalog keeps the bodies' literals once).
 
 import { Format } from './context';
 import { familyDisk } from './disk/disk';
 import { compressedGrains, DEFLATE_FINAL } from './disk/grainstream';
+import { grainBodiesIn, ovfDiskFile, streamOptimized } from './vmdk';
 import { SECTOR } from './disk/diskimage';
 import { RecipeBuilder } from '../recipe/recipe';
 
@@ -49,6 +52,8 @@ export const qcow2: Format = {
   family: 'openstack',
   async build(ctx) {
     const d = familyDisk(ctx, 'openstack');
+    const stream = streamOptimized(ctx, d, ovfDiskFile(ctx.names.name));
+    const inStream = grainBodiesIn(stream);
     // 1. compressed clusters, in order
     // each cluster is a grain's deflate body ended by DEFLATE_FINAL: qemu inflates each cluster to a stream end
     const clusters = compressedGrains(d.image, ctx.blocks).map((g) => ({ index: g.index, body: g.body, len: g.length + DEFLATE_FINAL.length }));
@@ -106,7 +111,9 @@ export const qcow2: Format = {
     rb.literal(l1);
     for (const t of l2Needed) rb.literal(l2.get(t)!);
     for (const c of clusters) {
-      rb.append(c.body);
+      const [bodyAt, bodyLen] = inStream.get(c.index)!;
+      if (bodyLen !== c.len - DEFLATE_FINAL.length) throw new Error(`qcow2: grain ${c.index} differs from the VMDK's`);
+      rb.include(stream, bodyAt, bodyAt + bodyLen);
       rb.literal(DEFLATE_FINAL);
     }
     rb.zero(fileEnd - at);

@@ -11,12 +11,12 @@ export interface RootfsTarGz {
   tarSize: number; // uncompressed size
 }
 
-export function rootfsTarGz(ctx: FormatContext, family: Family): RootfsTarGz {
+export function rootfsTarGz(ctx: FormatContext, family: Family): Promise<RootfsTarGz> {
   const tree = ctx.tree(family);
-  return ctx.memo(`rootfs-tar-gz:${ctx.treeKey(family)}`, () => {
+  return ctx.memo(`rootfs-tar-gz:${ctx.treeKey(family)}`, async () => {
     const { pieces, skipped } = tarOfTree(tree, { prefix: './', includeRoot: true });
     if (skipped.length) ctx.warn(`${family} tree: ${skipped.length} socket(s) cannot be stored in tar and were left out`);
-    const out = ctx.gzip.compile(pieces.done());
+    const out = await ctx.gzip.compile(pieces.done());
     return { recipe: out.recipe, tarSize: out.size };
   });
 }

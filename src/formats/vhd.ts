@@ -102,7 +102,7 @@ export function vhdRecipe(ctx: FormatContext) {
   const bitmap = Buffer.alloc(BITMAP_BYTES, 0xff);
   for (const b of order) {
     rb.literal(bitmap);
-    rb.appendRange(d.raw, b * BLOCK_BYTES, Math.min(d.size, (b + 1) * BLOCK_BYTES));
+    rb.include(d.raw, b * BLOCK_BYTES, Math.min(d.size, (b + 1) * BLOCK_BYTES));
     if ((b + 1) * BLOCK_BYTES > d.size) rb.zero((b + 1) * BLOCK_BYTES - d.size);
   }
   rb.literal(foot);

@@ -100,9 +100,24 @@ function metadataMarker(numSectors: number, type: number): Buffer {
   return m;
 }
 
+/** Where each grain's deflate body lies in a streamOptimized VMDK recipe: grain index -> [offset, length]. */
+const grainBodies = new WeakMap<Recipe, Map<number, [number, number]>>();
+
+export function grainBodiesIn(stream: Recipe): Map<number, [number, number]> {
+  const m = grainBodies.get(stream);
+  if (!m) throw new Error('not a streamOptimized VMDK recipe');
+  return m;
+}
+
+/** The file name of a disk in the OVF bundle (and in its streamOptimized VMDK's descriptor). */
+export function ovfDiskFile(name: string): string {
+  return `${name}-disk1.vmdk`;
+}
+
 /** The streamOptimized VMDK of a disk (grains in ascending order, then GTs, GD, footer, EOS). */
 export function streamOptimized(ctx: FormatContext, d: FamilyDisk, fileName: string): Recipe {
-  return ctx.memo(`vmdk-stream:${ctx.treeKey('vm')}:${d.size}:${fileName}`, () => {
+  return ctx.memo(`vmdk-stream:${d.key}:${fileName}`, () => {
+    const bodies = new Map<number, [number, number]>();
     const capacity = d.size / SECTOR;
     const rb = new RecipeBuilder();
     const head = Buffer.alloc(OVERHEAD_SECTORS * SECTOR);
@@ -134,6 +149,7 @@ export function streamOptimized(ctx: FormatContext, d: FamilyDisk, fileName: str
       marker.writeBigUInt64LE(BigInt(index * GRAIN_SECTORS), 0);
       marker.writeUInt32LE(ZLIB_HEADER.length + length + DEFLATE_FINAL.length + 4, 8);
       rb.literal(Buffer.concat([marker, ZLIB_HEADER]));
+      bodies.set(index, [rb.size, length]);
       rb.append(body);
       const trailer = Buffer.alloc(DEFLATE_FINAL.length + 4);
       DEFLATE_FINAL.copy(trailer, 0);
@@ -153,7 +169,9 @@ export function streamOptimized(ctx: FormatContext, d: FamilyDisk, fileName: str
     rb.literal(metadataMarker(1, MARKER_FOOTER));
     rb.literal(sparseHeader(capacity, BigInt(gdAt)));
     rb.literal(metadataMarker(0, MARKER_EOS));
-    return rb.build();
+    const stream = rb.build();
+    grainBodies.set(stream, bodies);
+    return stream;
   });
 }
 

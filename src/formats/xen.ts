@@ -7,7 +7,7 @@ export const xen: Format = {
   name: 'xen',
   family: 'xen',
   async build(ctx) {
-    const { recipe } = rootfsTarGz(ctx, 'xen');
+    const { recipe } = await rootfsTarGz(ctx, 'xen');
     return [{
       path: `xen/${ctx.names.name}-xen.tar.gz`, recipe, format: 'xen',
       description: 'Xen root file system tarball',

@@ -67,7 +67,7 @@ export class Namespace {
       }
       const leaf = parts[parts.length - 1];
       if (v.kind === 'tree') {
-        const row = catalog.inode(v.tree!, ROOT_INO);
+        const row = catalog.rootInode(v.tree!);
         if (!row) throw new Error(`tree ${v.tree} has no root`);
         dir.children.set(leaf, { kind: 'tree', ino: TREE_INO_BASE + ROOT_INO, path: v.path, tree: v.tree!, row });
       } else {
@@ -91,11 +91,9 @@ export class Namespace {
         node = next;
       } else if (node.kind === 'tree') {
         if (node.row.type !== EntryType.Dir) return undefined;
-        const ino = this.catalog.child(node.tree, node.row.ino, Buffer.from(part, 'utf8'));
-        if (ino === undefined) return undefined;
-        const row = this.catalog.inode(node.tree, ino);
+        const row = this.catalog.child(node.tree, node.row.ino, Buffer.from(part, 'utf8'));
         if (!row) return undefined;
-        node = { kind: 'tree', ino: TREE_INO_BASE + ino, path: `${node.path}/${part}`, tree: node.tree, row };
+        node = { kind: 'tree', ino: TREE_INO_BASE + row.ino, path: `${node.path}/${part}`, tree: node.tree, row };
       } else {
         return undefined;
       }
@@ -108,11 +106,9 @@ export class Namespace {
     if (node.kind === 'dir') return [...node.children.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
     if (node.kind === 'tree' && node.row.type === EntryType.Dir) {
       const out: [string, Node][] = [];
-      for (const c of this.catalog.children(node.tree, node.row.ino)) {
-        const row = this.catalog.inode(node.tree, c.ino);
-        if (!row) continue;
-        const name = c.name.toString('utf8');
-        out.push([name, { kind: 'tree', ino: TREE_INO_BASE + c.ino, path: `${node.path}/${name}`, tree: node.tree, row }]);
+      for (const { name: bytes, row } of this.catalog.children(node.tree, node.row.ino)) {
+        const name = bytes.toString('utf8');
+        out.push([name, { kind: 'tree', ino: TREE_INO_BASE + row.ino, path: `${node.path}/${name}`, tree: node.tree, row }]);
       }
       return out;
     }

@@ -69,7 +69,6 @@ export interface BlockTable {
   flags: Uint8Array;
   sxh: Uint32Array;
   crc32: Uint32Array;
-  adler32: Uint32Array;
   poolBytes: number;
 }
 
@@ -77,11 +76,11 @@ export function blockTableFrom(infos: BlockInfo[], poolBytes: number): BlockTabl
   const n = infos.length;
   const t: BlockTable = {
     count: n, offset: new Float64Array(n), csize: new Uint32Array(n), usize: new Uint32Array(n),
-    flags: new Uint8Array(n), sxh: new Uint32Array(n), crc32: new Uint32Array(n), adler32: new Uint32Array(n), poolBytes,
+    flags: new Uint8Array(n), sxh: new Uint32Array(n), crc32: new Uint32Array(n), poolBytes,
   };
   infos.forEach((b, i) => {
     t.offset[i] = b.offset; t.csize[i] = b.csize; t.usize[i] = b.usize; t.flags[i] = b.flags;
-    t.sxh[i] = b.sxh; t.crc32[i] = b.crc32; t.adler32[i] = b.adler32;
+    t.sxh[i] = b.sxh; t.crc32[i] = b.crc32;
   });
   return t;
 }

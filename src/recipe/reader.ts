@@ -1,6 +1,8 @@
 // The recipe reader: a ByteSource over one recipe. pread() binary-searches
 // the segment holding the offset, then fills the buffer segment by segment,
-// fetching the blocks it needs in parallel from the BlockStore. A read of
+// fetching the blocks it needs in parallel from the BlockStore; an include
+// segment is read by a reader of the recipe it names (a read inside one
+// include, most reads of an OVA, goes straight to that reader). A read of
 // literals, zeros and spliced pool bytes that the page cache holds is first
 // tried in one call to the addon (BlockStore.nativeSplicer), which does the
 // same walk in C. A sequential reader tells the store when it is through
@@ -71,8 +73,10 @@ export class RecipeReader implements ByteSource {
   private readonly served = new Map<number, number>();
   /** blocks this recipe uses more than once: left in the cache */
   private readonly shared: Set<number>;
+  /** readers of the recipes include segments read (made on first use) */
+  private readonly subReaders: (RecipeReader | undefined)[] = [];
 
-  constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, opts: ReaderOptions = {}) {
+  constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, private readonly opts: ReaderOptions = {}) {
     this.size = recipe.size;
     this.readahead = opts.readahead ?? 0;
     this.shared = this.readahead > 0 ? blocksUsedTwice(recipe) : new Set();
@@ -136,11 +140,36 @@ export class RecipeReader implements ByteSource {
     }
   }
 
+  private sub(k: number): RecipeReader {
+    return (this.subReaders[k] ??= new RecipeReader(this.recipe.subs[k], this.blocks, this.opts));
+  }
+
+  /** Read `n` bytes at `off` of included recipe k into buf[dst..]; a wait when not done at once. */
+  private readSub(k: number, buf: Buffer, dst: number, off: number, n: number): Promise<void> | undefined {
+    const got = this.sub(k).preadNow(buf.subarray(dst, dst + n), off);
+    const check = (c: number) => {
+      if (c !== n) throw new Error(`included recipe: ${c} of ${n} bytes at ${off}`);
+    };
+    if (typeof got === 'number') {
+      check(got);
+      return undefined;
+    }
+    return got.then(check);
+  }
+
   /** The count at once when every byte came without waiting (the addon's read, the page cache, cached blocks), else a promise of it. */
   preadNow(buf: Buffer, offset: number): number | Promise<number> {
     const r = this.recipe;
     if (offset >= r.size || buf.length === 0) return 0;
     const end = Math.min(r.size, offset + buf.length);
+    if (r.subs.length) {
+      // a read inside one include segment is that recipe's read
+      const i = findSegment(r, offset);
+      if ((r.kinds[i] as SegKind) === SegKind.Include && end <= r.starts[i] + segmentLength(r, i)) {
+        const n = end - offset;
+        return this.sub(r.args[i]).preadNow(n === buf.length ? buf : buf.subarray(0, n), r.offs[i] + offset - r.starts[i]);
+      }
+    }
     let sequential = false;
     if (this.readahead > 0) {
       // sequential: the kernel keeps several reads in flight and they may
@@ -194,6 +223,11 @@ export class RecipeReader implements ByteSource {
         case SegKind.Deflate:
           splices.push(arg, off, n, dst);
           break;
+        case SegKind.Include: {
+          const wait = this.readSub(arg, buf, dst, off, n);
+          if (wait) waits.push(wait);
+          break;
+        }
       }
       pos += n;
       i++;

@@ -1,24 +1,36 @@
 // Recipes: a view's bytes as an ordered list of segments over the pool.
-//   zero(n)               n zero bytes
-//   literal(k, off, n)    bytes of the recipe's own literal k (tar headers,
-//                         JSON, XML, precompressed glue: made at build time)
-//   raw(block, off, n)    inflated pool bytes
-//   deflate(block)        the block's deflate segment exactly as stored
-// A recipe carries its literals, so loading one is a single catalog read.
-// The serialized form is columnar (kinds, starts, args, offs), so the reader
-// binary-searches typed arrays, followed by the literal section (deflated
-// when that pays).
+//
+//   kind     arg            off                    bytes
+//   zero     -              -                      n zero bytes
+//   literal  literal index  offset in the literal  the recipe's own literal
+//                                                  bytes (tar headers, JSON,
+//                                                  XML, precompressed glue:
+//                                                  made at build time)
+//   raw      block id       offset in the block    inflated pool bytes
+//   deflate  block id       -                      the block's deflate segment
+//                                                  exactly as stored
+//   include  index in subs  offset in that recipe  bytes of another recipe
+//                                                  (the OVA holds its VMDK, the
+//                                                  VHD the raw disk's blocks)
+//
+// A recipe carries its literals, so loading one is a single catalog read
+// (and one for each recipe it includes, which the catalog stores once).
+// In memory it is columnar (kinds, starts, args, offs: typed arrays the
+// reader binary-searches). Serialized, the columns are packed (segment
+// lengths, argument deltas per kind, offsets where a kind has them, as
+// varints) and deflated, and so is the literal section: a tar.gz view's
+// columns shrink about 8 times.
 
-import * as os from 'node:os';
-import * as zlib from 'node:zlib';
 import { XXHash128 } from 'xxhash-addon';
 import { lastAtOrBefore } from '../util/search';
+import { ByteReader, ByteWriter, deflatePacked, inflatePacked } from '../catalog/pack';
 
 export enum SegKind {
   Zero = 0,
   Literal = 1,
   Raw = 2,
   Deflate = 3,
+  Include = 4,
 }
 
 export interface Recipe {
@@ -31,6 +43,8 @@ export interface Recipe {
   /** the literals' bytes back to back: literal k is litData[litStart[k], litStart[k + 1]) */
   litData: Buffer;
   litStart: Uint32Array; // literal count + 1 entries
+  /** the recipes include segments read from */
+  subs: Recipe[];
 }
 
 /** How many literals the recipe has. */
@@ -49,9 +63,9 @@ export function literalOf(r: Recipe, k: number): Buffer {
 }
 
 const MAGIC = 0x50435255; // "URCP"
-const VERSION = 2;
-const HEADER = 24;
-const LIT_HEADER = 12; // u32 count, u32 packed flag, u32 unpacked section length
+const VERSION = 3;
+/** u32 magic, version, count, literal count; f64 size; u32 column bytes, stored; u32 literal bytes, stored */
+const HEADER = 40;
 /**
  * Zero runs at least this long inside literal data become zero segments,
  * and the literal keeps only the bytes around them (tar headers and ext4
@@ -109,6 +123,8 @@ export class RecipeBuilder {
   private readonly literalIndex = new Map<string, number>();
   /** literal data by identity: the same Buffer again (append, slices) is not scanned or hashed again */
   private readonly literalByBuffer = new Map<Buffer, { k: number; runs: number[] }>();
+  private readonly subs: Recipe[] = [];
+  private readonly subIndex = new Map<Recipe, number>();
   size = 0;
 
   private push(kind: SegKind, len: number, arg: number, off: number): void {
@@ -180,9 +196,24 @@ export class RecipeBuilder {
     this.push(SegKind.Deflate, len, block, 0);
   }
 
-  /** Append every segment of another recipe. */
+  /** Append every segment of another recipe (a copy: see include). */
   append(r: Recipe): void {
     this.appendRange(r, 0, r.size);
+  }
+
+  /**
+   * Bytes [from, to) of another recipe, by reference: the catalog stores
+   * that recipe once, however many recipes include it.
+   */
+  include(r: Recipe, from = 0, to = r.size): void {
+    if (from < 0 || to > r.size || from > to) throw new RangeError(`include of bytes ${from}..${to} of a ${r.size}-byte recipe`);
+    let k = this.subIndex.get(r);
+    if (k === undefined) {
+      k = this.subs.length;
+      this.subs.push(r);
+      this.subIndex.set(r, k);
+    }
+    this.push(SegKind.Include, to - from, k, from);
   }
 
   /** Append bytes [from, to) of another recipe (a deflate segment cannot be cut). */
@@ -200,6 +231,7 @@ export class RecipeBuilder {
           if (within !== 0 || e - s !== segmentLength(r, i)) throw new Error('cannot cut a deflate segment');
           this.deflate(r.args[i], e - s);
           break;
+        case SegKind.Include: this.include(r.subs[r.args[i]], r.offs[i] + within, r.offs[i] + within + e - s); break;
       }
     }
   }
@@ -216,6 +248,7 @@ export class RecipeBuilder {
       offs: Uint32Array.from(this.offs),
       litData: Buffer.concat(this.literals),
       litStart,
+      subs: [...this.subs],
     };
   }
 }
@@ -229,98 +262,153 @@ export function findSegment(r: Recipe, pos: number): number {
   return lastAtOrBefore(r.starts, pos, 0, r.count - 1);
 }
 
-/** Serialized recipes by identity: a build serializes each view's recipe for hashing and again for the catalog. */
+/** Serialized recipes without includes, by identity: a build serializes each view's recipe for hashing and again for the catalog. */
 const serialized = new WeakMap<Recipe, Buffer>();
 
-export function serializeRecipe(r: Recipe): Buffer {
+/**
+ * The stored form of a recipe; `subId` names each recipe it includes
+ * (the catalog's recipe ids).
+ */
+export function serializeRecipe(r: Recipe, subId: (sub: Recipe) => number = noSubs): Buffer {
+  if (r.subs.length) return serializeRecipeOnce(r, subId);
   let data = serialized.get(r);
-  if (!data) serialized.set(r, (data = serializeRecipeOnce(r)));
+  if (!data) serialized.set(r, (data = serializeRecipeOnce(r, subId)));
   return data;
 }
 
-function serializeRecipeOnce(r: Recipe): Buffer {
+function noSubs(): number {
+  throw new Error('recipe includes others: serialize it with their ids');
+}
+
+/** A section as stored: deflated, or as it is when that is not smaller. */
+function storeSection(b: Buffer): Buffer {
+  const d = b.length > 32 ? deflatePacked(b) : b;
+  return d.length < b.length ? d : b;
+}
+
+function loadSection(b: Buffer, size: number, what: string): Buffer {
+  return b.length === size ? b : inflatePacked(b, size, what);
+}
+
+/** Whether a segment kind keeps an argument (literal index, block id, recipe id) and an offset. */
+const HAS_ARG = [false, true, true, true, true];
+const HAS_OFF = [false, true, true, false, true];
+/** Arguments are coded as deltas from the previous one of the same family: literal indexes, block ids, recipe ids. */
+const ARG_FAMILY = [0, 0, 1, 1, 2];
+
+function serializeRecipeOnce(r: Recipe, subId: (sub: Recipe) => number): Buffer {
   const n = r.count;
-  const kindsPad = (n + 7) & ~7;
-  const head = Buffer.alloc(HEADER + kindsPad + n * 16);
+  const cols = new ByteWriter();
+  for (let i = 0; i < n; i++) cols.u8(r.kinds[i]);
+  for (let i = 0; i < n; i++) cols.uvarint((i + 1 < n ? r.starts[i + 1] : r.size) - r.starts[i]);
+  const prev = [0, 0, 0];
+  const ids = r.subs.map(subId);
+  for (let i = 0; i < n; i++) {
+    const k = r.kinds[i];
+    if (!HAS_ARG[k]) continue;
+    const arg = k === SegKind.Include ? ids[r.args[i]] : r.args[i];
+    cols.svarint(arg - prev[ARG_FAMILY[k]]);
+    prev[ARG_FAMILY[k]] = arg;
+  }
+  for (let i = 0; i < n; i++) if (HAS_OFF[r.kinds[i]]) cols.uvarint(r.offs[i]);
+  const count = literalCount(r);
+  const lits = new ByteWriter();
+  for (let k = 0; k < count; k++) lits.uvarint(r.litStart[k + 1] - r.litStart[k]);
+  lits.bytes(r.litData.subarray(0, r.litStart[count]));
+  const colRaw = cols.done();
+  const litRaw = lits.done();
+  const colStored = storeSection(colRaw);
+  const litStored = storeSection(litRaw);
+  const head = Buffer.alloc(HEADER);
   head.writeUInt32LE(MAGIC, 0);
   head.writeUInt32LE(VERSION, 4);
   head.writeUInt32LE(n, 8);
+  head.writeUInt32LE(count, 12);
   head.writeDoubleLE(r.size, 16);
-  let o = HEADER;
-  Buffer.from(r.kinds.buffer, r.kinds.byteOffset, n).copy(head, o);
-  o += kindsPad;
-  for (let i = 0; i < n; i++, o += 8) head.writeDoubleLE(r.starts[i], o);
-  for (let i = 0; i < n; i++, o += 4) head.writeUInt32LE(r.args[i], o);
-  for (let i = 0; i < n; i++, o += 4) head.writeUInt32LE(r.offs[i], o);
-  // literal section: u32 offsets[count + 1], then the bytes
-  const count = literalCount(r);
-  const table = Buffer.alloc(4 * (count + 1));
-  for (let k = 0; k <= count; k++) table.writeUInt32LE(r.litStart[k], 4 * k);
-  const section = Buffer.concat([table, r.litData.subarray(0, r.litStart[count])]);
-  const packed = section.length > 4096 ? zlib.deflateRawSync(section, { level: 6 }) : undefined;
-  const usePacked = packed !== undefined && packed.length < section.length * 0.8;
-  const litHead = Buffer.alloc(LIT_HEADER);
-  litHead.writeUInt32LE(count, 0);
-  litHead.writeUInt32LE(usePacked ? 1 : 0, 4);
-  litHead.writeUInt32LE(section.length, 8);
-  return Buffer.concat([head, litHead, usePacked ? packed! : section]);
+  head.writeUInt32LE(colRaw.length, 24);
+  head.writeUInt32LE(colStored.length, 28);
+  head.writeUInt32LE(litRaw.length, 32);
+  head.writeUInt32LE(litStored.length, 36);
+  return Buffer.concat([head, colStored, litStored]);
 }
 
-export function deserializeRecipe(buf: Buffer, what: string): Recipe {
+/**
+ * A stored recipe back; `sub` gives the recipe an include segment names
+ * (by the id serializeRecipe wrote), or throws.
+ */
+export function deserializeRecipe(buf: Buffer, what: string, sub: (id: number) => Recipe = noSub): Recipe {
   if (buf.length < HEADER || buf.readUInt32LE(0) !== MAGIC) throw new Error(`${what}: not a recipe`);
   if (buf.readUInt32LE(4) !== VERSION) throw new Error(`${what}: unsupported recipe version ${buf.readUInt32LE(4)}`);
   const n = buf.readUInt32LE(8);
+  const litCount = buf.readUInt32LE(12);
   const size = buf.readDoubleLE(16);
-  const kindsPad = (n + 7) & ~7;
-  const litAt = HEADER + kindsPad + n * 16;
-  if (buf.length < litAt + LIT_HEADER) throw new Error(`${what}: recipe has the wrong length`);
-  let o = HEADER;
-  const kinds = Uint8Array.from(buf.subarray(o, o + n));
-  o += kindsPad;
-  const starts = column(new Float64Array(n), buf, o);
-  o += 8 * n;
-  const args = column(new Uint32Array(n), buf, o);
-  o += 4 * n;
-  const offs = column(new Uint32Array(n), buf, o);
-  const litCount = buf.readUInt32LE(litAt);
-  const packed = buf.readUInt32LE(litAt + 4);
-  const sectionLen = buf.readUInt32LE(litAt + 8);
-  let section: Buffer;
-  try {
-    // one output chunk of the recorded size: no concatenation, no larger chunk to trim
-    section = packed
-      ? zlib.inflateRawSync(buf.subarray(litAt + LIT_HEADER), { chunkSize: Math.max(64, sectionLen), maxOutputLength: Math.max(1, sectionLen) })
-      : buf.subarray(litAt + LIT_HEADER);
-  } catch {
-    throw new Error(`${what}: recipe literals are damaged`);
-  }
-  if (section.length !== sectionLen || sectionLen < 4 * (litCount + 1)) throw new Error(`${what}: recipe literals are damaged`);
-  // own exact-size memory, not a view of a larger zlib chunk
-  if (packed && section.buffer.byteLength !== section.length) section = Buffer.from(section);
-  const litStart = column(new Uint32Array(litCount + 1), section, 0);
-  for (let k = 0; k < litCount; k++) if (litStart[k + 1] < litStart[k]) throw new Error(`${what}: recipe literals are damaged`);
-  const base = 4 * (litCount + 1);
-  if (litStart[0] !== 0 || base + litStart[litCount] > section.length) throw new Error(`${what}: recipe literals are damaged`);
-  const litData = section.subarray(base);
+  const colStoredLen = buf.readUInt32LE(28);
+  const litStoredLen = buf.readUInt32LE(36);
+  if (buf.length !== HEADER + colStoredLen + litStoredLen) throw new Error(`${what}: recipe has the wrong length`);
+  if (!Number.isSafeInteger(size)) throw new Error(`${what}: bad size`);
+  const cols = new ByteReader(loadSection(buf.subarray(HEADER, HEADER + colStoredLen), buf.readUInt32LE(24), what), what);
+  const lits = new ByteReader(loadSection(buf.subarray(HEADER + colStoredLen), buf.readUInt32LE(32), what), what);
+  const kinds = Uint8Array.from(cols.bytes(n));
+  const starts = new Float64Array(n);
+  const args = new Uint32Array(n);
+  const offs = new Uint32Array(n);
+  let pos = 0;
   for (let i = 0; i < n; i++) {
-    if (kinds[i] > SegKind.Deflate) throw new Error(`${what}: bad segment kind ${kinds[i]}`);
+    if (kinds[i] > SegKind.Include) throw new Error(`${what}: bad segment kind ${kinds[i]}`);
+    starts[i] = pos;
+    const len = cols.uvarint();
+    if (len === 0) throw new Error(`${what}: segments out of order`);
+    pos += len;
+  }
+  if (pos !== size && n > 0) throw new Error(`${what}: segments do not add up to its size`);
+  const prev = [0, 0, 0];
+  const subs: Recipe[] = [];
+  const subAt = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const k = kinds[i];
+    if (!HAS_ARG[k]) continue;
+    const v = prev[ARG_FAMILY[k]] + cols.svarint();
+    if (v < 0 || v > 0xffffffff) throw new Error(`${what}: segment ${i} has a bad argument`);
+    prev[ARG_FAMILY[k]] = v;
+    if (k !== SegKind.Include) {
+      args[i] = v;
+      continue;
+    }
+    let idx = subAt.get(v);
+    if (idx === undefined) {
+      idx = subs.length;
+      subs.push(sub(v));
+      subAt.set(v, idx);
+    }
+    args[i] = idx;
+  }
+  for (let i = 0; i < n; i++) {
+    if (!HAS_OFF[kinds[i]]) continue;
+    const v = cols.uvarint();
+    if (v > 0xffffffff) throw new Error(`${what}: segment ${i} has a bad offset`);
+    offs[i] = v;
+  }
+  if (!cols.atEnd) throw new Error(`${what}: recipe columns are damaged`);
+  const litStart = new Uint32Array(litCount + 1);
+  for (let k = 0; k < litCount; k++) {
+    const v = litStart[k] + lits.uvarint();
+    if (v > 0xffffffff) throw new Error(`${what}: recipe literals are damaged`);
+    litStart[k + 1] = v;
+  }
+  const litData = lits.bytes(litStart[litCount]);
+  if (!lits.atEnd) throw new Error(`${what}: recipe literals are damaged`);
+  for (let i = 0; i < n; i++) {
     const end = i + 1 < n ? starts[i + 1] : size;
-    if (!(end > starts[i])) throw new Error(`${what}: segments out of order`);
     if (kinds[i] === SegKind.Literal && (args[i] >= litCount || offs[i] + (end - starts[i]) > litStart[args[i] + 1] - litStart[args[i]])) {
       throw new Error(`${what}: segment ${i} is outside its literal`);
     }
+    if (kinds[i] === SegKind.Include && offs[i] + (end - starts[i]) > subs[args[i]].size) {
+      throw new Error(`${what}: segment ${i} is outside the recipe it includes`);
+    }
   }
-  if (n > 0 && starts[0] !== 0) throw new Error(`${what}: first segment does not start at 0`);
-  if (!Number.isSafeInteger(size)) throw new Error(`${what}: bad size`);
-  return { size, count: n, kinds, starts, args, offs, litData, litStart };
+  return { size, count: n, kinds, starts, args, offs, litData, litStart, subs };
 }
 
-const LITTLE_ENDIAN = os.endianness() === 'LE';
-
-/** Fill `out` with its length of little-endian values from `buf` at `o` (copied, not a view); returns it. */
-function column<T extends Float64Array | Uint32Array>(out: T, buf: Buffer, o: number): T {
-  const size = out.BYTES_PER_ELEMENT;
-  if (LITTLE_ENDIAN) buf.copy(Buffer.from(out.buffer), 0, o, o + size * out.length);
-  else for (let i = 0; i < out.length; i++) out[i] = size === 8 ? buf.readDoubleLE(o + 8 * i) : buf.readUInt32LE(o + 4 * i);
-  return out;
+function noSub(id: number): Recipe {
+  throw new Error(`recipe ${id}: included recipes cannot be loaded here`);
 }

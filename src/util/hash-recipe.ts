@@ -6,7 +6,7 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Recipe, SegKind, findSegment, segmentLength, serializeRecipe } from '../recipe/recipe';
+import { Recipe, SegKind, findSegment, segmentLength, serializeRecipe, deserializeRecipe } from '../recipe/recipe';
 import { RecipeReader } from '../recipe/reader';
 import { BlockStore, BlockTable } from '../pool/reader';
 
@@ -46,6 +46,36 @@ export async function digestRecipe(r: Recipe, blocks: BlockStore, alg = 'sha256'
     onBytes?.(got);
   }
   return h.digest('hex');
+}
+
+/**
+ * A recipe and every recipe it includes, serialized for a worker: the
+ * included ones first, each naming the others by its place in the list
+ * (1-based); the last is `r`.
+ */
+export function bundle(r: Recipe): Buffer[] {
+  const order = new Map<Recipe, number>();
+  const out: Buffer[] = [];
+  const add = (x: Recipe) => {
+    if (order.has(x)) return;
+    for (const s of x.subs) add(s);
+    out.push(serializeRecipe(x, (s) => order.get(s)!));
+    order.set(x, out.length);
+  };
+  add(r);
+  return out;
+}
+
+/** The last recipe of a bundle, with those it includes. */
+export function unbundle(list: Uint8Array[], what: string): Recipe {
+  const loaded: Recipe[] = [];
+  for (const [k, b] of list.entries()) {
+    loaded.push(deserializeRecipe(Buffer.from(b), `${what} (${k + 1})`, (id) => {
+      if (!(id >= 1 && id <= loaded.length)) throw new Error(`${what}: bad bundle`);
+      return loaded[id - 1];
+    }));
+  }
+  return loaded[loaded.length - 1];
 }
 
 interface Job {
@@ -92,7 +122,7 @@ export class HashPool {
     return new Promise((resolve, reject) => {
       entry.jobs.set(id, { id, resolve, reject, size: r.size });
       entry.load += r.size;
-      entry.w.postMessage({ id, alg, recipe: serializeRecipe(r) });
+      entry.w.postMessage({ id, alg, recipes: bundle(r) });
     });
   }
 

@@ -4,15 +4,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { FileSource } from '../io/source';
 import { BlockStore, BlockTable } from '../pool/reader';
-import { deserializeRecipe } from '../recipe/recipe';
-import { digestRecipe } from './hash-recipe';
+import { digestRecipe, unbundle } from './hash-recipe';
 
 const { poolFiles, table } = workerData as { poolFiles: string[]; table: BlockTable };
 const source = FileSource.concat('pool', poolFiles.map((f) => FileSource.open(f)));
 const blocks = new BlockStore(source, table, { name: poolFiles.join(' + '), cacheBytes: 64 << 20 });
 
-parentPort!.on('message', (m: { id: number; alg: string; recipe: Uint8Array }) => {
-  const r = deserializeRecipe(Buffer.from(m.recipe), `recipe ${m.id}`);
+parentPort!.on('message', (m: { id: number; alg: string; recipes: Uint8Array[] }) => {
+  const r = unbundle(m.recipes, `recipe ${m.id}`);
   let pending = 0;
   const flush = () => {
     if (pending) parentPort!.postMessage({ id: m.id, progress: pending });

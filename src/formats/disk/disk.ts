@@ -36,6 +36,8 @@ export const bootDiskPreparer: Preparer = {
 };
 
 export interface FamilyDisk {
+  /** equal for families sharing one disk (memo keys of what is made from it) */
+  key: string;
   image: DiskImage;
   raw: Recipe;
   prep: BootPrep;
@@ -43,7 +45,8 @@ export interface FamilyDisk {
 }
 
 export function familyDisk(ctx: FormatContext, family: Family): FamilyDisk {
-  return ctx.memo(`disk:${ctx.treeKey(family)}`, () => {
+  const key = `disk:${ctx.treeKey(family)}`;
+  return ctx.memo(key, () => {
     const prep = ctx.memo<BootPrep | undefined>(`bootprep:${family}`, () => undefined);
     if (!prep) throw new Error(`no boot preparation for family ${family}`);
     const size = ctx.options.diskSize;
@@ -62,6 +65,6 @@ export function familyDisk(ctx: FormatContext, family: Family): FamilyDisk {
     const signature = prep.uuid.readUInt32LE(0);
     const mbr = makeMbr(prep.bootImg, signature, PARTITION_OFFSET / SECTOR, partSectors);
     const image = new DiskImage(size, mbr, prep.coreImg, fs);
-    return { image, raw: image.rawRecipe(), prep, size };
+    return { key, image, raw: image.rawRecipe(), prep, size };
   });
 }

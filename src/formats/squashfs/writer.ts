@@ -561,17 +561,6 @@ function dirListing(entries: Entry[], written: Map<number, Written>): Buffer {
 
 // ---- using the layout ------------------------------------------------------------
 
-/** The image's pieces with every pool block id mapped through `newId` (old id -> new id). */
-export function remapBlocks(image: SquashfsImage, newId: (old: number) => number): SquashfsImage {
-  const placed = new Map<number, number>();
-  for (const [id, at] of image.placed) placed.set(newId(id), at);
-  return {
-    ...image,
-    pieces: image.pieces.map((p) => (p.kind === 'block' ? { kind: 'block', id: newId(p.id) } : p)),
-    placed,
-  };
-}
-
 /**
  * Write the image to `fd` (from its start), each pool block's stored bytes
  * from `stored` (id -> the bytes the pool keeps). Returns its SHA-256 (hex).
@@ -625,9 +614,10 @@ export function writeImage(image: SquashfsImage, fd: number, blocks: readonly Bl
  */
 export function squashfsRecipe(image: SquashfsImage, blocks: readonly BlockInfo[]): Recipe {
   const rb = new RecipeBuilder();
-  let compressed = 0;
-  for (const p of image.pieces) if (p.kind === 'block' && !(blocks[p.id - 1].flags & FLAG_RAW)) compressed++;
-  const trailers = Buffer.allocUnsafe(compressed * ZLIB_TRAILER_LEN);
+  // every trailer first: a literal buffer must be complete when the builder first sees it
+  const compressed = image.pieces.filter((p) => p.kind === 'block' && !(blocks[p.id - 1].flags & FLAG_RAW)) as { id: number }[];
+  const trailers = Buffer.allocUnsafe(compressed.length * ZLIB_TRAILER_LEN);
+  compressed.forEach((p, k) => zlibTrailer(blocks[p.id - 1].adler32, trailers, k * ZLIB_TRAILER_LEN));
   let t = 0;
   for (const p of image.pieces) {
     if (p.kind === 'bytes') rb.literal(p.data);
@@ -639,7 +629,6 @@ export function squashfsRecipe(image: SquashfsImage, blocks: readonly BlockInfo[
       } else {
         rb.literal(image.zlibHeader);
         rb.deflate(p.id, b.csize);
-        zlibTrailer(b.adler32, trailers, t);
         rb.literal(trailers, t, ZLIB_TRAILER_LEN);
         t += ZLIB_TRAILER_LEN;
       }
