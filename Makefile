@@ -2,8 +2,9 @@
 #   make demo    build the sample appliance's universal ISO, mount it, use it
 #   make test    the whole test suite (needs root: loop devices, mknod, FUSE)
 #   make bench   benchmarks against conventional tools (writes bench/results.md)
-#   make vm-test boot the disk views (raw, vmdk, qcow2, vhd) in QEMU from the mount
-#                (one format: make vm-test-raw, vm-test-vmdk, vm-test-qcow2, vm-test-vhd)
+#   make vm-test boot the disk views (raw, vmdk, qcow2, vhd) in QEMU from the mount, and
+#                the universal ISO live from CD (one: make vm-test-raw, vm-test-vmdk,
+#                vm-test-qcow2, vm-test-vhd, vm-test-live)
 
 SHELL := /bin/bash
 NODE ?= node
@@ -11,7 +12,7 @@ NODEDIR ?= $(shell dirname $$(dirname $$(readlink -f $$(command -v $(NODE)))))
 NPM ?= npm
 
 .PHONY: all sysdeps build deps native ts test demo bench clean distclean
-.PHONY: vm-test vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd
+.PHONY: vm-test vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd vm-test-live
 
 all: build
 
@@ -45,11 +46,11 @@ demo: build
 bench: build
 	bench/run.sh
 
-# vm-test runs all four (-k: past a failing one) and fails if any failed.
+# vm-test runs all five (-k: past a failing one) and fails if any failed.
 vm-test: build
-	@$(MAKE) --no-print-directory -k vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd
+	@$(MAKE) --no-print-directory -k vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd vm-test-live
 
-vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd: vm-test-%: build
+vm-test-raw vm-test-vmdk vm-test-qcow2 vm-test-vhd vm-test-live: vm-test-%: build
 	vm-images/vm-test.sh $*
 
 clean:

@@ -11,7 +11,7 @@ PACKAGES=(
   xorriso attr grub-common grub-pc-bin
   # fixtures, the demo and the oracles the tests compare against
   isolinux syslinux-common squashfs-tools squashfs-tools-ng busybox-static e2fsprogs
-  libarchive-tools libcap2-bin libxml2-utils python3-yaml jq qemu-utils qemu-system-x86 fdisk xz-utils
+  libarchive-tools libcap2-bin acl libxml2-utils python3-yaml jq qemu-utils qemu-system-x86 fdisk xz-utils
   # uniso mount --nfs (NFS-Ganesha with its VFS backend, rpcbind) and the NFS/HTTP client oracles of the tests
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils wget curl
   # make bench: the bench tree (debootstrap), its timing (GNU time) and the squashfuse baseline

@@ -13,7 +13,7 @@
 #   squashfs     mksquashfs -comp gzip of the tree (the live root filesystem)
 #   sync         flush everything written to disk
 # tar runs with --numeric-owner --xattrs --xattrs-include='*', gzip at its
-# default level 6 (uniso's default pool level too).
+# default level 6 (uniso's pool: libdeflate level 10).
 # Writes "part<TAB>seconds" lines to TIMES and "file<TAB>bytes" lines to SIZES.
 #   conventional.sh ISO OUTDIR TIMES SIZES
 set -euo pipefail

@@ -27,6 +27,8 @@ const disk = tsv('disk.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep), 
 const marks = tsv('marks.tsv').map(([name, t, busy, ours, daemon]) => ({ name, t: Number(t), busy: Number(busy), ours: Number(ours), daemon: Number(daemon) }));
 const serve = tsv('serve.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep), v: Number(v) }));
 const checks = tsv('checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
+const kernel = tsv('kernel.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep), v: Number(v) }));
+const catalog = JSON.parse(rd('catalog.json'));
 
 const MB = 1e6;
 const MiB = 1 << 20;
@@ -61,6 +63,8 @@ const ovaBytes = num('ova_view_bytes');
 const warmRate = median(reads.filter((r) => r.kind === 'uniso-warm').map((r) => viewBytes / r.v / MB));
 const read8Hwm = Math.max(...serve.filter((r) => r.kind === 'read8-vmhwm').map((r) => r.v)) * 1024;
 const checkNames = { u: ['uniso-ova', 'uniso-ova-vmdk', 'uniso-qcow2'], b: ['conv-vmdk', 'conv-qcow2', 'conv-qcow2c'] };
+// kernel reads of every file of the tree, through each squashfs (MB/s of the tree's bytes)
+const kRate = (k) => median(kernel.filter((r) => r.kind === k).map((r) => num('tree_bytes') / r.v / MB));
 
 const metrics = [
   {
@@ -70,6 +74,18 @@ const metrics = [
   {
     name: 'size: universal ISO vs separate files (MB)', u: isoBytes / MB, b: sepSum / MB,
     fmt: f1, ratio: isoBytes / sepSum, target: '<= 0.35', ok: (r) => r <= 0.35,
+  },
+  {
+    name: 'size: universal ISO vs the input ISO rebuilt with mksquashfs -comp gzip (MB)', u: isoBytes / MB, b: num('conv_gzip_iso_bytes') / MB,
+    fmt: f1, ratio: isoBytes / num('conv_gzip_iso_bytes'), target: '<= 1.05', ok: (r) => r <= 1.05,
+  },
+  {
+    name: 'size: universal ISO vs the input ISO as given, xz squashfs (MB)', u: isoBytes / MB, b: num('input_iso_bytes') / MB,
+    fmt: f1, ratio: isoBytes / num('input_iso_bytes'), target: '<= 1.20', ok: (r) => r <= 1.2,
+  },
+  {
+    name: `kernel read of every file, uniso's squashfs vs mksquashfs gzip, cold, median of ${num('reps')} (MB/s)`, u: kRate('uniso'), b: kRate('mksquashfs'),
+    fmt: f1, ratio: kRate('uniso') / kRate('mksquashfs'), target: '>= 0.9', ok: (r) => r >= 0.9,
   },
   {
     name: `FUSE cold read, spliced tar.gz vs passthrough, median of ${uRates.length} (MB/s)`, u: median(uRates), b: median(pRates),
@@ -160,7 +176,7 @@ const phasesNoDisk = phasesOf('build-nodisk-progress.log', num('nodisk_build_sta
 // ---- per-format sizes -----------------------------------------------------------
 const viewOf = (re) => views.find((v) => re.test(v.path));
 const sizeRows = [
-  ['input ISO (gzip squashfs)', num('input_iso_bytes'), null],
+  ['input ISO (xz squashfs)', num('input_iso_bytes'), null],
   ...convSizes.map(([p, b]) => {
     const re = {
       openvz: /^openvz\/.*\.tar\.gz$/, opennode: /^opennode\/.*\.tar\.gz$/, 'opennode.ovf': /^opennode\/.*\.ovf$/,
@@ -202,7 +218,7 @@ L.push(`| Node, libfuse2 | ${facts.node}, ${facts.libfuse} |`);
 L.push(`| tools | ${facts.tools} |`);
 L.push(`| uniso commit | ${facts.commit} |`);
 L.push(`| tree | debootstrap --variant=minbase bookworm + extra packages (bench/make-tree.sh): ${mb(num('tree_bytes'))} (du -sb), ${num('tree_entries')} entries, ${facts.tree_packages} packages |`);
-L.push(`| input ISO | ${facts.input_iso}, ${mb(num('input_iso_bytes'))} (gzip squashfs, isolinux) |`);
+L.push(`| input ISO | ${facts.input_iso}, ${mb(num('input_iso_bytes'))} (xz squashfs, isolinux) |`);
 const nViews = views.filter((v) => !v.path.endsWith('.sha256') && v.path !== 'README.txt').length;
 L.push(`| universal ISO | ${mb(isoBytes)}, ${nViews} views (plus README.txt and a .sha256 per view) |`);
 L.push(`| whole \`bench/run.sh\` | ${f1(num('bench_s'))} s |`);
@@ -254,7 +270,30 @@ L.push('## Sizes', '');
 L.push('| file | conventional | uniso view |', '|---|---:|---:|');
 for (const [p, b, v] of sizeRows) L.push(`| ${p} | ${b} | ${v === null ? '-' : v} |`);
 L.push(`| **sum of separate files** | **${sepSum}** | |`);
-L.push(`| **universal ISO** (input ISO + /uniso/ catalog and pool) | | **${isoBytes}** |`, '');
+L.push(`| **universal ISO** (input ISO with uniso's squashfs, + /uniso/ catalog and side pool) | | **${isoBytes}** |`, '');
+
+L.push('## Single copy', '');
+L.push('| part of the universal ISO | bytes |', '|---|---:|');
+L.push(`| live squashfs (${num('uniso_squashfs_bytes') ? 'its data blocks are the pool' : '-'}) | ${num('uniso_squashfs_bytes')} |`);
+L.push(`| side pool (/uniso/pool.bin: blocks only the vm family's tree has) | ${num('uniso_side_pool_bytes')} |`);
+L.push(`| catalog (/uniso/catalog.sqlite) | ${num('catalog_bytes')} |`);
+L.push(`| the rest (the input ISO's other files, ISO 9660 structures and padding) | ${isoBytes - num('uniso_squashfs_bytes') - num('uniso_side_pool_bytes') - num('catalog_bytes')} |`);
+L.push(`| for comparison: mksquashfs -comp gzip (defaults: 128 KiB blocks, fragments) of the tree | ${num('conv_gzip_squashfs_bytes')} |`);
+L.push(`| for comparison: the input ISO rebuilt with it | ${num('conv_gzip_iso_bytes')} |`, '');
+L.push('What the catalog is made of (SQLite dbstat: pages of each table and index):', '');
+L.push('| table | bytes |', '|---|---:|');
+for (const r of catalog.tables) L.push(`| ${r.name} | ${r.bytes} |`);
+L.push('', '| recipe | stored bytes | views |', '|---:|---:|---|');
+for (const r of catalog.recipes.filter((x) => x.bytes >= 1024)) L.push(`| ${r.id} | ${r.bytes} | ${r.views ?? '(included by another recipe)'} |`);
+L.push('', `Kernel reads: \`mount -t squashfs -o loop,ro\` (uniso's at its offset inside U.iso), page cache dropped, \`find -type f | xargs cat > /dev/null\`; MB/s of the tree's ${num('tree_bytes')} bytes.`, '');
+{
+  const reps = [...new Set(kernel.map((r) => r.rep))].sort((a, b) => a - b);
+  L.push(`| squashfs | ${reps.map((r) => `rep ${r} (s)`).join(' | ')} | median MB/s |`, `|---|${reps.map(() => '---:|').join('')}---:|`);
+  for (const [k, label] of [['uniso', "uniso's (gzip, 64 KiB blocks, no fragments)"], ['mksquashfs', 'mksquashfs -comp gzip']]) {
+    L.push(`| ${label} | ${reps.map((rep) => { const r = kernel.find((x) => x.kind === k && x.rep === rep); return r ? f2(r.v) : '-'; }).join(' | ')} | ${f1(kRate(k))} |`);
+  }
+  L.push('');
+}
 
 L.push('## FUSE reads', '');
 L.push(`Each read: \`sync; echo 3 > /proc/sys/vm/drop_caches\`, then \`cat FILE > /dev/null\`, timed; MB = 10^6 bytes.`, '');
@@ -333,12 +372,12 @@ L.push('## Method', '');
 L.push(
   '- One invocation measures uniso and every baseline; compare ratios, not absolute numbers across runs',
   '  (FUSE figures swing 2-3x between runs on this kind of VM).',
-  '- The tree is built once by debootstrap and cached with its ISO (test/fixture/make-iso.sh, gzip squashfs)',
-  '  under bench/cache/, keyed by the package list and make-iso.sh.',
+  '- The tree is built once by debootstrap and cached with its ISO (test/fixture/make-iso.sh, xz squashfs)',
+  '  under bench/cache/, keyed by the package list (the ISO by make-iso.sh and the compressor).',
   '- Build time: the page cache is dropped before `uniso build INPUT -o U.iso` and before the conventional',
   '  pipeline; both end with `sync` inside the timing. The conventional pipeline runs its tools one after',
-  '  another (tar --numeric-owner --xattrs --xattrs-include=\'*\', gzip level 6 = uniso\'s default pool level;',
-  '  mksquashfs uses both cores). uniso phases are timed from its progress lines on stderr.',
+  '  another (tar --numeric-owner --xattrs --xattrs-include=\'*\', gzip at its default level 6; mksquashfs',
+  '  uses both cores; uniso\'s pool is libdeflate level 10). uniso phases are timed from its progress lines on stderr.',
   `- FUSE: each of the ${num('reps')} reps mounts a fresh uniso daemon (so its in-process block cache starts empty),`,
   `  reads ${facts.view} cold, re-reads it warm, reads the lxc and docker views cold, records VmHWM from /proc/PID/status and`,
   '  unmounts; then mounts the passthrough over U.iso and reads it cold. The metric is the median MB/s;',

@@ -26,6 +26,13 @@
 #   8. OVA size     uniso's OVA vs a tar of uniso's .ovf, a manifest and the
 #                   conventional streamOptimized VMDK of 6.; target <= 1.10
 #   (6./7. take the median of BENCH_REPS reps; every copy ends with sync)
+#  10. single copy  the universal ISO vs the input ISO rebuilt conventionally (its
+#                   squashfs replaced by the pipeline's `mksquashfs -comp gzip`
+#                   with defaults, xorriso), target <= 1.05, and vs the input ISO as
+#                   given (xz squashfs, as TurnKey's), target <= 1.20; the kernel
+#                   reading every file of uniso's squashfs (loop mount at its offset
+#                   in U.iso) vs of that gzip squashfs, cold, median of BENCH_REPS,
+#                   target >= 0.9; what the catalog is made of (SQLite dbstat)
 #   9. serving      each rep, cold unless said: (a) the inflating docker tar view
 #                   through a fresh daemon vs squashfuse reading the same tar from
 #                   a gzip squashfs (-b 131072), target >= 2x; (b) the OVA (spliced)
@@ -91,6 +98,7 @@ cleanup() {
   stop_squashfuse
   stop_http
   stop_uniso
+  if is_mounted "$WORK/mnt-kernel"; then umount "$WORK/mnt-kernel" || umount -l "$WORK/mnt-kernel" || true; fi
   if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/U.iso" "$WORK/U-nodisk.iso" "$WORK/conv" "$WORK/disk"; fi
   [ $rc = 0 ] || echo "bench: FAILED (exit $rc); logs in $WORK" >&2
   exit $rc
@@ -249,6 +257,48 @@ t0=$(now)
 t1=$(now)
 fact conventional_build_s "$(secs "$t0" "$t1")"
 say "conventional: $(secs "$t0" "$t1") s"
+
+# ---- 10. single copy: sizes, and the kernel reading both squashfs images --------
+mark "single copy: sizes and kernel reads"
+say "the input ISO rebuilt with the conventional gzip squashfs; kernel reads of both squashfs images"
+SQ_CONV="$WORK/conv/squashfs/10root.squashfs"
+xorriso -indev "$ISO" -outdev "$WORK/conv-gzip.iso" -boot_image any replay -map "$SQ_CONV" /casper/10root.squashfs -commit >/dev/null 2>&1
+fact conv_gzip_iso_bytes "$(stat -c %s "$WORK/conv-gzip.iso")"
+fact conv_gzip_squashfs_bytes "$(stat -c %s "$SQ_CONV")"
+rm -f "$WORK/conv-gzip.iso"
+SQ_PATH=$(node -e 'const i = require(process.argv[1]); process.stdout.write(i.pool.squashfs.path)' "$WORK/info.json")
+SQ_LBA=$(xorriso -indev "$WORK/U.iso" -find "$SQ_PATH" -exec report_lba -- 2>/dev/null | awk -F, '/File data lba/ { gsub(/ /, "", $2); print $2; exit }')
+SQ_SIZE=$(node -e 'const i = require(process.argv[1]); process.stdout.write(String(i.pool.squashfs.bytes))' "$WORK/info.json")
+fact uniso_squashfs_bytes "$SQ_SIZE"
+fact uniso_side_pool_bytes "$(node -e 'const i = require(process.argv[1]); process.stdout.write(String(i.pool.sidePool.bytes))' "$WORK/info.json")"
+KMNT="$WORK/mnt-kernel"
+mkdir -p "$KMNT"
+kernel_read() { # IMAGE [MOUNT OPTIONS]: every file of the squashfs read through the kernel, cold; seconds
+  mount -t squashfs -o "loop,ro${2:+,$2}" "$1" "$KMNT"
+  drop_caches
+  local t0 t1
+  t0=$(now)
+  find "$KMNT" -type f -print0 | xargs -0 -r cat > /dev/null
+  t1=$(now)
+  umount "$KMNT"
+  secs "$t0" "$t1"
+}
+: > "$WORK/kernel.tsv"
+for rep in $(seq 1 "$REPS"); do
+  printf 'uniso\t%s\t%s\n' "$rep" "$(kernel_read "$WORK/U.iso" "offset=$((SQ_LBA * 2048)),sizelimit=$SQ_SIZE")" >> "$WORK/kernel.tsv"
+  printf 'mksquashfs\t%s\t%s\n' "$rep" "$(kernel_read "$SQ_CONV")" >> "$WORK/kernel.tsv"
+done
+# what the catalog is made of
+xorriso -osirrox on -indev "$WORK/U.iso" -extract /uniso/catalog.sqlite "$WORK/catalog.sqlite" >/dev/null 2>&1
+node -e '
+  const Database = require(process.argv[1]);
+  const db = new Database(process.argv[2], { readonly: true });
+  const rows = db.prepare("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC").all();
+  const recipes = db.prepare("SELECT r.id, length(r.data) AS bytes, group_concat(v.path, \" \") AS views FROM recipes r LEFT JOIN views v ON v.recipe = r.id GROUP BY r.id ORDER BY bytes DESC").all();
+  process.stdout.write(JSON.stringify({ tables: rows, recipes }));
+' "$ROOT/node_modules/better-sqlite3" "$WORK/catalog.sqlite" > "$WORK/catalog.json"
+fact catalog_bytes "$(stat -c %s "$WORK/catalog.sqlite")"
+rm -f "$WORK/catalog.sqlite"
 rm -rf "$WORK/conv"   # only the sizes are needed from here on; frees the page cache too
 
 # ---- 4/5. FUSE first-read throughput and daemon RSS ---------------------------

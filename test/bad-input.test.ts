@@ -7,11 +7,11 @@
 // serving the undamaged files).
 
 import t from 'tap';
+import { Catalog } from '../src/catalog/reader';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
-import Database from 'better-sqlite3';
 import {
   buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, runAsync, RunResult, tempDir, uniso, readAt, UNISO,
 } from './lib/fixture';
@@ -367,32 +367,30 @@ t.test('pool corrupted after the build', async (t) => {
   const iso = path.join(dir, 'pool-damaged.iso');
   fs.copyFileSync(good, iso);
   const cat = isoExtent(iso, '/uniso/catalog.sqlite');
-  const pool = isoExtent(iso, '/uniso/pool.bin');
+  // the pool is the live squashfs, then the side pool: these files' blocks are in the squashfs
+  const squash = isoExtent(iso, '/casper/10root.squashfs');
   const catFile = path.join(dir, 'catalog.sqlite');
   fs.writeFileSync(catFile, readAt(iso, cat.offset, cat.size));
-  const db = new Database(catFile, { readonly: true });
-  const treeId = (db.prepare("SELECT tree FROM views WHERE path = 'rootfs'").get() as { tree: number }).tree;
+  const catalog = new Catalog(catFile, 'catalog');
+  const treeId = catalog.views().find((v) => v.path === 'rootfs')!.tree!;
+  const table = catalog.blockTable(Number.MAX_SAFE_INTEGER);
   const blockOf = (rel: string) => {
-    let ino = 1;
-    for (const part of rel.split('/')) {
-      const row = db.prepare('SELECT ino FROM dirents WHERE tree = ? AND parent = ? AND name = ?').get(treeId, ino, Buffer.from(part)) as { ino: number };
-      ino = row.ino;
-    }
-    const { content } = db.prepare('SELECT content FROM inodes WHERE tree = ? AND ino = ?').get(treeId, ino) as { content: number };
-    const { blocks } = db.prepare('SELECT blocks FROM contents WHERE id = ?').get(content) as { blocks: Buffer };
-    const id = blocks.readUInt32LE(0);
-    return { id, ...(db.prepare('SELECT offset, csize, usize, flags, crc32 FROM blocks WHERE id = ?').get(id) as { offset: number; csize: number; usize: number; flags: number; crc32: number }) };
+    let row = catalog.rootInode(treeId)!;
+    for (const part of rel.split('/')) row = catalog.child(treeId, row.ino, Buffer.from(part))!;
+    const id = catalog.content(row.content!).blocks[0];
+    return { id, offset: table.offset[id - 1], csize: table.csize[id - 1], flags: table.flags[id - 1], crc32: table.crc32[id - 1] };
   };
   // one incompressible block (stored raw) and one deflated block
   const damagedFiles = ['usr/lib/random-1m.bin', 'usr/share/doc/numbers.txt'];
   const blocks = damagedFiles.map(blockOf);
-  db.close();
+  catalog.close();
   t.not(blocks[0].flags, blocks[1].flags, 'one raw and one deflated block');
   for (const [i, b] of blocks.entries()) {
-    const stored = readAt(iso, pool.offset + b.offset, b.csize);
+    t.ok(b.offset + b.csize <= squash.size, `block ${b.id} lies in the squashfs`);
+    const stored = readAt(iso, squash.offset + b.offset, b.csize);
     const bytes = b.flags & 1 ? stored : zlib.inflateRawSync(stored, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
     t.equal(zlib.crc32(bytes) >>> 0, b.crc32 >>> 0, `located block ${b.id} (${damagedFiles[i]}) inside the ISO`);
-    flipByte(iso, pool.offset + b.offset + Math.floor(b.csize / 2));
+    flipByte(iso, squash.offset + b.offset + Math.floor(b.csize / 2));
   }
 
   t.equal(uniso(['verify', '-q', good]).code, 0, 'control: the undamaged image verifies');

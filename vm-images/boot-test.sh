@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Boots a disk image in QEMU and checks that it reaches the boot-check
-# appliance's /sbin/init, which prints the marker line UNISO-BOOT-OK on the
-# serial port (see make-boot-appliance.sh).
+# Boots a disk image (or an ISO from CD) in QEMU and checks that it reaches
+# the boot-check appliance's /sbin/init, which prints the marker line
+# UNISO-BOOT-OK on the serial port (see make-boot-appliance.sh).
 #   boot-test.sh DISK FORMAT [TIMEOUT_S]
-# FORMAT is a qemu -drive format (raw, vmdk, qcow2, vpc); TIMEOUT_S defaults to 180.
+# FORMAT is a qemu -drive format (raw, vmdk, qcow2, vpc), or cdrom: DISK is
+# an ISO booted from the CD drive (El Torito, isolinux); TIMEOUT_S defaults to 180.
 # The machine: qemu-system-x86_64 -machine pc (i440FX, PIIX IDE), TCG (no KVM),
 # 512 MiB, the disk as the first IDE disk, -snapshot (the file is opened
 # read-only and never written, so it can live on a read-only FUSE mount), no
@@ -39,10 +40,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 # The path goes in a -drive option: commas must be doubled.
-DRIVE="file=${DISK//,/,,},format=$FORMAT,if=ide,index=0,media=disk,snapshot=on"
+if [ "$FORMAT" = cdrom ]; then
+  DRIVE="file=${DISK//,/,,},format=raw,if=ide,index=1,media=cdrom,readonly=on" BOOT=d
+else
+  DRIVE="file=${DISK//,/,,},format=$FORMAT,if=ide,index=0,media=disk,snapshot=on" BOOT=c
+fi
 START=$(date +%s.%N)
 "$QEMU" -machine pc,accel=tcg -m 512 -smp 1 -snapshot \
-  -drive "$DRIVE" -boot c \
+  -drive "$DRIVE" -boot "$BOOT" \
   -nic none -nographic -vga none -no-reboot \
   < /dev/null > "$LOG" 2>&1 &
 QPID=$!

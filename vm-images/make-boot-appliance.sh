@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Generates the boot-check fixture appliance: a tiny root tree that really
 # boots, packed like a TurnKey release ISO (casper/10root.squashfs + isolinux,
-# by test/fixture/make-iso.sh). The tree holds, from Debian 12 packages:
+# by test/fixture/make-iso.sh) that boots live from CD (casper/vmlinuz and
+# casper/initrd.gz: the same kernel and initramfs, which loop-mounts the
+# squashfs as the root with boot=casper). The tree holds, from Debian 12 packages:
 #   /boot/vmlinuz-VER          the current bookworm kernel (linux-image-amd64's dependency)
 #   /boot/initrd.img-VER       an initramfs built here: busybox + the modules to mount
-#                              an ext4 root on an IDE (ata_piix) disk; its /init
-#                              (boot-appliance/initramfs-init) mounts root=UUID=... read-only
+#                              an ext4 root on an IDE (ata_piix) disk or a squashfs on a
+#                              CD; its /init (boot-appliance/initramfs-init) mounts
+#                              root=UUID=... (or, live, the CD's squashfs) read-only
 #                              and switch_roots to /sbin/init
 #   /sbin/init                 boot-appliance/sbin-init: prints UNISO-BOOT-OK on ttyS0, powers off
 #   /bin/busybox (+ applets)   from busybox-static
@@ -15,7 +18,7 @@
 # Content is deterministic: fixed mtimes, sorted cpio, gzip -n, SOURCE_DATE_EPOCH.
 #   make-boot-appliance.sh OUTDIR   -> prints OUTDIR/turnkey-bootcheck-1.0-bookworm-amd64.iso
 # Environment: REFRESH_DEBS=1 re-resolves and downloads the current kernel;
-#   BOOT_MODULES (default "ata_piix sd_mod ext4") are the initramfs's modules
+#   BOOT_MODULES (default "ata_piix sd_mod ext4 sr_mod isofs squashfs loop") are the initramfs's modules
 #   (their dependencies and soft dependencies are added); UNISO_VM_CACHE moves the cache.
 set -euo pipefail
 [ $# = 1 ] || { echo "usage: make-boot-appliance.sh OUTDIR" >&2; exit 2; }
@@ -23,7 +26,7 @@ OUTDIR=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 CACHE=${UNISO_VM_CACHE:-$HERE/cache}
-MODULES=${BOOT_MODULES:-ata_piix sd_mod ext4}
+MODULES=${BOOT_MODULES:-ata_piix sd_mod ext4 sr_mod isofs squashfs loop}
 NAME=turnkey-bootcheck-1.0-bookworm-amd64.iso
 EPOCH=1709294400 # 2024-03-01 12:00:00 UTC, as the sample appliance
 umask 022
@@ -138,7 +141,7 @@ if [ ! -f "$CACHED" ]; then
   # --- 4. the initramfs ---
   mkdir -p "$INITRD"/{bin,dev,proc,sys,newroot,lib/modules/"$VER"}
   cp "$BUSYBOX" "$INITRD/bin/busybox"
-  for app in sh mount umount cat echo sleep insmod findfs switch_root poweroff uname ls grep wc hexdump; do
+  for app in sh mount umount cat echo sleep insmod findfs switch_root poweroff uname ls grep wc hexdump mkdir; do
     ln -s busybox "$INITRD/bin/$app"
   done
   cp "$HERE/boot-appliance/initramfs-init" "$INITRD/init"
@@ -186,7 +189,12 @@ OS
   chmod 0700 "$ROOT/root"
   find "$ROOT" -depth -print0 | xargs -0 touch -h -d "@$EPOCH"
 
-  "$REPO/test/fixture/make-iso.sh" "$ROOT" "$WORK/appliance.iso" xz
+  # the live boot files beside the squashfs, as casper has them
+  mkdir -p "$WORK/iso-extra/casper"
+  cp "$ROOT/boot/vmlinuz-$VER" "$WORK/iso-extra/casper/vmlinuz"
+  cp "$ROOT/boot/initrd.img-$VER" "$WORK/iso-extra/casper/initrd.gz"
+  find "$WORK/iso-extra" -print0 | xargs -0 touch -h -d "@$EPOCH"
+  "$REPO/test/fixture/make-iso.sh" "$ROOT" "$WORK/appliance.iso" xz "$WORK/iso-extra"
   {
     echo "kernel package: $KDEB"
     echo "kernel: $VER"

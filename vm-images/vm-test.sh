@@ -9,11 +9,14 @@
 #   vmdk   MNT/vm/*-disk1.vmdk        (format vmdk: the streamOptimized disk of the OVF bundle)
 #   qcow2  MNT/openstack/*.qcow2      (format qcow2)
 #   vhd    MNT/vhd/*.vhd              (format vpc)
+#   live   the appliance ISO itself, then the universal ISO, booted live from CD
+#          (isolinux, our initramfs loop-mounts casper/10root.squashfs): the
+#          serial console must show the root file system as that squashfs
 #   vm-test.sh FORMAT...    (run from anywhere; `make build` first)
 # Environment: BOOT_TIMEOUT (seconds per boot, default 180). Runs hold a lock,
 # so parallel make jobs take turns on the one mount point.
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: vm-test.sh raw|vmdk|qcow2|vhd..." >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: vm-test.sh raw|vmdk|qcow2|vhd|live..." >&2; exit 2; }
 cd "$(dirname "$0")/.."
 OUT=vm-images/out
 MNT=$OUT/mnt
@@ -23,7 +26,7 @@ TIMEOUT=${BOOT_TIMEOUT:-180}
 say() { echo "vm-test: $*" >&2; }
 
 for f in "$@"; do
-  case $f in raw|vmdk|qcow2|vhd) ;; *) echo "vm-test: unknown format $f (raw, vmdk, qcow2, vhd)" >&2; exit 2 ;; esac
+  case $f in raw|vmdk|qcow2|vhd|live) ;; *) echo "vm-test: unknown format $f (raw, vmdk, qcow2, vhd, live)" >&2; exit 2 ;; esac
 done
 [ -d dist ] || { say "dist/ is missing: run make build"; exit 1; }
 
@@ -65,9 +68,32 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 $U mount "$UNI" "$MNT"
 
+# live: an ISO from CD; the marker must come from the squashfs on the CD, loop-mounted
+boot_live() { # NAME ISO
+  local log
+  log=$(mktemp /tmp/vm-test-live.XXXXXX.log)
+  say "live: booting $1 from CD: $2 ($(stat -c %s "$2") bytes)"
+  if BOOT_TEST_LOG=$log vm-images/boot-test.sh "$2" cdrom "$TIMEOUT"; then
+    if tr -d '\r' < "$log" | grep -aqE '^bootcheck: kernel .*, root: /dev/loop[0-9]+ / squashfs ro'; then
+      say "live: $1: the root file system was the CD's squashfs ($(tr -d '\r' < "$log" | grep -aoE 'live: loop-mounting [^ ]+' | head -1))"
+      rm -f "$log"
+      return 0
+    fi
+    echo "vm-test: live: $1: FAILED: the marker came, but not from a loop-mounted squashfs:"
+    tr -d '\r' < "$log" | grep -a -e '^bootcheck:' -e 'initramfs:' | tail -5
+  fi
+  rm -f "$log"
+  return 1
+}
+
 # 3. boot each view.
 failed=()
 for f in "$@"; do
+  if [ "$f" = live ]; then
+    boot_live "the appliance ISO (conventional)" "$ISO" || failed+=(live)
+    boot_live "the universal ISO" "$UNI" || failed+=(live)
+    continue
+  fi
   case $f in
     raw) dir=raw pattern='*.img' qfmt=raw ;;
     vmdk) dir=vm pattern='*-disk1.vmdk' qfmt=vmdk ;;

@@ -37,6 +37,9 @@ export async function info(image: string, opts: { json?: boolean }): Promise<voi
     }
     const views = c.views();
     const warnings = JSON.parse(meta.warnings ?? '[]') as string[];
+    const parts = img.manifest.pool.parts;
+    const squash = parts.find((p) => p.role === 'squashfs');
+    const side = parts.find((p) => p.role === 'side');
     const data = {
       name: meta.name,
       template: meta.template,
@@ -46,6 +49,12 @@ export async function info(image: string, opts: { json?: boolean }): Promise<voi
         bytes: img.manifest.pool.size, blocks: t.count, uncompressedBytes: raw, storedBytes: stored,
         contentBytes: Number(meta.pool_bytes_in ?? 0), zeroBlocks: Number(meta.pool_zero_blocks ?? 0),
         blocksOffered: Number(meta.pool_blocks_offered ?? 0),
+        squashfs: squash ? {
+          path: `/${squash.path}`, bytes: squash.size, inodes: Number(meta.squashfs_inodes ?? 0),
+          blocksWrittenTwice: Number(meta.squashfs_block_copies ?? 0),
+        } : null,
+        keptSquashfs: meta.squashfs_kept ? `/${meta.squashfs_kept}` : null,
+        sidePool: side ? { path: `/${side.path}`, bytes: side.size } : null,
       },
       trees: c.trees(),
       families: JSON.parse(meta.families ?? '{}') as Record<string, string>,
@@ -63,6 +72,13 @@ export async function info(image: string, opts: { json?: boolean }): Promise<voi
     o.write(`catalog:     schema ${data.schemaVersion}, ${fmtBytes(img.manifest.catalog.size)}\n`);
     o.write(`pool:        ${fmtBytes(data.pool.bytes)} in ${t.count} blocks (${fmtBytes(raw)} unique uncompressed, ` +
       `${fmtBytes(data.pool.contentBytes)} of file content, ${data.pool.zeroBlocks} zero blocks not stored)\n`);
+    const sq = data.pool.squashfs;
+    if (sq) {
+      o.write(`squashfs:    ${sq.path}, ${fmtBytes(sq.bytes)}, ${sq.inodes} inodes: the live root file system, its data blocks ` +
+        `are the pool's${sq.blocksWrittenTwice ? ` (${sq.blocksWrittenTwice} written twice, for files that share them)` : ''}\n`);
+    }
+    if (data.pool.keptSquashfs) o.write(`squashfs:    ${data.pool.keptSquashfs}, the input's, kept as it was (--keep-squashfs)\n`);
+    if (data.pool.sidePool) o.write(`side pool:   ${data.pool.sidePool.path}, ${fmtBytes(data.pool.sidePool.bytes)}: blocks only other trees have\n`);
     for (const tr of data.trees) o.write(`tree:        ${tr.name}: ${tr.entries} entries, ${fmtBytes(tr.bytes)}\n`);
     o.write(`families:    ${Object.entries(data.families).map(([f, s]) => `${f}=${s}`).join(' ')}\n`);
     o.write(`views:       ${data.views.length} files, ${fmtBytes(data.viewBytes)} in all, served from ${fmtBytes(data.pool.bytes)}\n`);

@@ -1,6 +1,9 @@
 // `uniso verify IMAGE`: check every pool block (stored bytes against their
-// XXH3 check, inflated bytes against their CRC-32), check the catalog's integrity, and recompute
-// every view's SHA-256 against the one recorded at build time.
+// XXH3 check, inflated bytes against their CRC-32), check the catalog's
+// integrity, recompute every view's SHA-256 against the one recorded at
+// build time, and the live squashfs's (its file on the image, every byte:
+// the views read only the first copy of each block, not the zlib framing
+// or the blocks written twice, which the kernel reads when booting live).
 
 import { openImage } from '../image/open';
 import { Namespace } from '../image/namespace';
@@ -50,12 +53,25 @@ export async function verify(image: string, opts: { quiet?: boolean }): Promise<
         problems.push(`${v.path}: ${(e as Error).message}`);
       }
     }
+    const sqSha = img.catalog.meta('squashfs_sha256');
+    const squash = img.manifest.pool.parts.find((p) => p.role === 'squashfs');
+    if (sqSha && squash) {
+      progress.phase(`checking /${squash.path}`, squash.size);
+      try {
+        const sha = await sha256Source(img.pool.slice(squash.at, squash.size), (n) => progress.add(n));
+        if (sha !== sqSha) problems.push(`/${squash.path}: SHA-256 ${sha} does not match the recorded ${sqSha} (the live squashfs is damaged)`);
+      } catch (e) {
+        problems.push(`/${squash.path}: ${(e as Error).message}`);
+      }
+    }
     progress.end();
     if (problems.length) {
       for (const p of problems.slice(0, 20)) process.stderr.write(`uniso: ${p}\n`);
       throw new UserError(`${image}: verification failed (${problems.length} problem${problems.length > 1 ? 's' : ''})`);
     }
-    if (!opts.quiet) process.stderr.write(`uniso: ${image}: ${t.count} blocks and ${views.length} views verified\n`);
+    if (!opts.quiet) {
+      process.stderr.write(`uniso: ${image}: ${t.count} blocks, ${views.length} views${sqSha ? ' and the live squashfs' : ''} verified\n`);
+    }
   } finally {
     img.close();
   }

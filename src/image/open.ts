@@ -21,7 +21,8 @@ export interface OpenImage {
   manifest: Manifest;
   catalog: Catalog;
   blocks: BlockStore;
-  pool: ByteSource;
+  /** the pool's files read one after another (manifest.pool.parts) */
+  pool: FileSource;
   close(): void;
 }
 

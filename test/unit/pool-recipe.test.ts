@@ -12,7 +12,7 @@ import { PoolWriter } from '../../src/pool/writer';
 import { BlockStore, blockTableFrom, BlockCorruptError, SpliceList } from '../../src/pool/reader';
 import { FLAG_RAW, deflateSegmentSize } from '../../src/pool/format';
 import { FileSource } from '../../src/io/source';
-import { RecipeBuilder, serializeRecipe, deserializeRecipe, literalCount, literalOf } from '../../src/recipe/recipe';
+import { RecipeBuilder, SegKind, serializeRecipe, deserializeRecipe, literalCount, literalOf } from '../../src/recipe/recipe';
 import { RecipeReader } from '../../src/recipe/reader';
 import { nativeIfBuilt } from '../../src/native';
 
@@ -397,19 +397,37 @@ t.test('recipe deserialization rejects damage', async (t) => {
   const rb = new RecipeBuilder();
   rb.zero(100);
   rb.literal(Buffer.alloc(10, 0x61));
-  const blob = serializeRecipe(rb.build());
+  const small = rb.build();
+  const blob = serializeRecipe(small);
   t.same(literalOf(deserializeRecipe(blob, 'x'), 0), Buffer.alloc(10, 0x61), 'round trip');
   const big = new RecipeBuilder();
   big.literal(Buffer.alloc(100000, 0x62));
   const packed = serializeRecipe(big.build());
   t.ok(packed.length < 10000, 'a large compressible literal section is stored deflated');
   t.same(literalOf(deserializeRecipe(packed, 'x'), 0), Buffer.alloc(100000, 0x62), 'and read back');
-  t.throws(() => deserializeRecipe(blob.subarray(0, blob.length - 1), 'x'), /literals are damaged/);
-  t.throws(() => deserializeRecipe(blob.subarray(0, 30), 'x'), /wrong length/);
+  t.throws(() => deserializeRecipe(blob.subarray(0, blob.length - 1), 'x'), /wrong length/);
+  t.throws(() => deserializeRecipe(blob.subarray(0, 30), 'x'), /not a recipe|wrong length/);
   const bad = Buffer.from(blob);
-  bad[24] = 9; // kind of segment 0
+  bad[40] = 9; // kind of segment 0 (the small column section is stored as it is)
   t.throws(() => deserializeRecipe(bad, 'x'), /bad segment kind/);
   const bad2 = Buffer.from(blob);
   bad2.writeUInt32LE(0x12345678, 0);
   t.throws(() => deserializeRecipe(bad2, 'x'), /not a recipe/);
+  const bad3 = Buffer.from(packed);
+  bad3[bad3.length - 3] ^= 0xff; // inside the deflated literal section
+  t.throws(() => deserializeRecipe(bad3, 'x'), /damaged/);
+  // includes: by the id the caller gives, and never past the end of the included recipe
+  const outer = new RecipeBuilder();
+  outer.literal(Buffer.from('head'));
+  outer.include(small, 50, 110);
+  const o = outer.build();
+  t.throws(() => serializeRecipe(o), /serialize it with their ids/, 'includes need ids');
+  const ob = serializeRecipe(o, () => 7);
+  const back = deserializeRecipe(ob, 'x', (id) => { t.equal(id, 7, 'asked for recipe 7'); return small; });
+  t.equal(back.subs[0], small);
+  t.same([back.kinds[1], back.offs[1], back.size], [SegKind.Include, 50, 64]);
+  const shorter = new RecipeBuilder();
+  shorter.zero(100);
+  t.throws(() => deserializeRecipe(ob, 'x', () => shorter.build()), /outside the recipe it includes/);
+  t.throws(() => deserializeRecipe(ob, 'x'), /cannot be loaded here/);
 });

@@ -81,12 +81,17 @@ t.test('spliced gzip: gzip -t accepts it and it inflates to the plain stream', a
   pieces.zeros(150000);
   pieces.bytes(Buffer.alloc(3000, 0x61));
   pieces.content(c, 1, 2);
+  pieces.content(c, 2, 3);
+  // bytes the stream just had (the end of that block: noise, incompressible alone)
+  pieces.bytes(Buffer.concat([text, noise]).subarray(3 * 65536 - 1000, 3 * 65536));
   const list = pieces.done();
   const plain = compilePlain(list);
-  const gz = new GzipCompiler(pool.blocks).compile(list);
+  const gz = await new GzipCompiler(pool.blocks).compile(list);
   const src = FileSource.open(poolPath);
   t.teardown(() => src.close());
   const store = new BlockStore(src, blockTableFrom(pool.blocks, src.size));
+  // the literal runs compressed with the stream's history as their dictionary
+  const withHistory = await new GzipCompiler(pool.blocks, (id) => store.inflated(id)).compile(list);
   const read = async (r: typeof plain) => {
     const b = Buffer.alloc(r.size);
     await new RecipeReader(r, store).pread(b, 0);
@@ -100,4 +105,9 @@ t.test('spliced gzip: gzip -t accepts it and it inflates to the plain stream', a
   const out = spawnSync('gzip', ['-dc', path.join(dir, 'x.gz')], { maxBuffer: 1 << 26 }).stdout as Buffer;
   t.ok(out.equals(plainBytes), 'gzip -dc output equals the plain stream');
   t.ok(plainBytes.subarray(13, 13 + text.length).equals(text), 'plain stream holds the file bytes');
+  const hBytes = await read(withHistory.recipe);
+  fs.writeFileSync(path.join(dir, 'h.gz'), hBytes);
+  t.equal(spawnSync('gzip', ['-t', path.join(dir, 'h.gz')]).status, 0, 'with history: gzip -t');
+  t.ok((spawnSync('gzip', ['-dc', path.join(dir, 'h.gz')], { maxBuffer: 1 << 26 }).stdout as Buffer).equals(plainBytes), 'with history: the same plain stream');
+  t.ok(hBytes.length + 800 < gzBytes.length, `with history: smaller (${hBytes.length} vs ${gzBytes.length}: the last literal refers back to the block before it)`);
 });
