@@ -27,7 +27,7 @@ node_modules/.package-lock.json: package-lock.json
 
 native: deps native/build/Release/uniso_native.node
 
-native/build/Release/uniso_native.node: native/uniso_native.c native/splice_read.c native/splice_read.h native/deflate_blocks.c native/deflate_blocks.h native/binding.gyp
+native/build/Release/uniso_native.node: native/uniso_native.c native/splice_read.c native/splice_read.h native/deflate_blocks.c native/deflate_blocks.h native/napi_util.h native/binding.gyp
 	$(NPM) run build:native -- --nodedir=$(NODEDIR)
 
 ts: deps

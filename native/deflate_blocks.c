@@ -33,6 +33,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 #include "deflate_blocks.h"
+#include "napi_util.h"
 
 #define DEFLATE_MAX_INPUT 65536
 #define DEFLATE_MAX_BLOCKS 64
@@ -193,11 +194,8 @@ napi_value deflate_blocks(napi_env env, napi_callback_info info) {
   j->level = level;
   j->count = n;
   for (uint32_t k = 0; k < n; k++) {
-    napi_value b;
     void *data;
-    bool is_buf;
-    if (napi_get_element(env, argv[1], k, &b) != napi_ok || napi_is_buffer(env, b, &is_buf) != napi_ok || !is_buf ||
-        napi_get_buffer_info(env, b, &data, &j->in_len[k]) != napi_ok || j->in_len[k] == 0 || j->in_len[k] > DEFLATE_MAX_INPUT) {
+    if (!buffer_at(env, argv[1], k, &data, &j->in_len[k]) || j->in_len[k] == 0 || j->in_len[k] > DEFLATE_MAX_INPUT) {
       free(j->out);
       free(j);
       napi_throw_type_error(env, NULL, usage);
@@ -207,9 +205,6 @@ napi_value deflate_blocks(napi_env env, napi_callback_info info) {
   }
   napi_create_reference(env, argv[1], 1, &j->inputs_ref);
   napi_create_reference(env, argv[2], 1, &j->callback_ref);
-  napi_value name;
-  napi_create_string_utf8(env, "uniso:deflateBlocks", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, run_deflate, finish_deflate, j, &j->work);
-  napi_queue_async_work(env, j->work);
+  queue_job(env, "uniso:deflateBlocks", run_deflate, finish_deflate, j, &j->work);
   return NULL;
 }

@@ -34,6 +34,7 @@
 #include <xxhash.h>
 #include "splice_read.h"
 #include "deflate_blocks.h"
+#include "napi_util.h"
 
 enum { CODEC_LZMA = 2, CODEC_LZO = 3, CODEC_XZ = 4, CODEC_LZ4 = 5, CODEC_ZSTD = 6 };
 
@@ -154,10 +155,7 @@ static napi_value decompress(napi_env env, napi_callback_info info) {
   if (!j->out) { free(j); napi_throw_error(env, NULL, "out of memory"); return NULL; }
   napi_create_reference(env, argv[1], 1, &j->input_ref);
   napi_create_reference(env, argv[3], 1, &j->callback_ref);
-  napi_value name;
-  napi_create_string_utf8(env, "uniso:decompress", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, run_job, finish_job, j, &j->work);
-  napi_queue_async_work(env, j->work);
+  queue_job(env, "uniso:decompress", run_job, finish_job, j, &j->work);
   return NULL;
 }
 
@@ -350,12 +348,8 @@ static napi_value inflate_blocks(napi_env env, napi_callback_info info) {
   memcpy(j->pos, pos, npos * sizeof(double));
   memcpy(j->meta, meta, nmeta * sizeof(uint32_t));
   for (size_t k = 0; k < npos; k++) {
-    napi_value b;
     void *data;
-    bool is_buf;
-    if (j->pos[k] < 0 || j->meta[4 * k] > (64u << 20) ||
-        napi_get_element(env, argv[3], (uint32_t)k, &b) != napi_ok || napi_is_buffer(env, b, &is_buf) != napi_ok || !is_buf ||
-        napi_get_buffer_info(env, b, &data, &j->out_len[k]) != napi_ok) {
+    if (j->pos[k] < 0 || j->meta[4 * k] > (64u << 20) || !buffer_at(env, argv[3], (uint32_t)k, &data, &j->out_len[k])) {
       free(j);
       napi_throw_type_error(env, NULL, usage);
       return NULL;
@@ -364,10 +358,7 @@ static napi_value inflate_blocks(napi_env env, napi_callback_info info) {
   }
   napi_create_reference(env, argv[3], 1, &j->outs_ref);
   napi_create_reference(env, argv[4], 1, &j->callback_ref);
-  napi_value name;
-  napi_create_string_utf8(env, "uniso:inflateBlocks", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, run_inflate, finish_inflate, j, &j->work);
-  napi_queue_async_work(env, j->work);
+  queue_job(env, "uniso:inflateBlocks", run_inflate, finish_inflate, j, &j->work);
   return NULL;
 }
 
@@ -461,10 +452,7 @@ static napi_value will_need(napi_env env, napi_callback_info info) {
   j->fd = fd;
   j->offset = off;
   j->length = len;
-  napi_value name;
-  napi_create_string_utf8(env, "uniso:willNeed", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, run_advise, finish_advise, j, &j->work);
-  napi_queue_async_work(env, j->work);
+  queue_job(env, "uniso:willNeed", run_advise, finish_advise, j, &j->work);
   return NULL;
 }
 
