@@ -43,14 +43,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 #include "splice_read.h"
+#include "pool_format.h"
 
-/* recipe segment kinds (src/recipe/recipe.ts SegKind) */
-enum { SEG_ZERO = 0, SEG_LITERAL = 1, SEG_RAW = 2, SEG_DEFLATE = 3 };
-/* pool block flag (src/pool/format.ts): stored uncompressed, spliced as stored deflate blocks */
-#define FLAG_RAW 1
-/* most data bytes in one stored deflate block, and the size of its header */
-#define STORED_MAX 65535
-#define STORED_HEADER 5
 /* most pool pieces and unchecked blocks one read may touch (more: the JavaScript path) */
 #define MAX_PIECES 2048
 #define MAX_UNCHECKED 128
@@ -59,8 +53,7 @@ enum { SEG_ZERO = 0, SEG_LITERAL = 1, SEG_RAW = 2, SEG_DEFLATE = 3 };
 #define CTX_ARRAYS 12
 /* pool pieces (files, or extents of the ISO) at most */
 #define MAX_EXTENTS 64
-/* runs of pool bytes this close are read as one (the gap into gap_sink); as RUN_GAP_MAX in src/pool/reader.ts */
-#define RUN_GAP_MAX 16
+/* the bytes between runs read as one (RUN_GAP_MAX) */
 static uint8_t gap_sink[RUN_GAP_MAX];
 
 /* a run of one block's stored bytes copied to the caller's buffer */
@@ -203,7 +196,7 @@ static int add_piece(const splice_ctx_t *c, uint32_t id, uint32_t soff, uint8_t 
   if (n == 0) return 0;
   if (w->npieces == MAX_PIECES) return -1;
   w->pieces[w->npieces++] = (piece_t){ id, soff, n, dst, (int64_t)c->b_offset[id - 1] + soff };
-  if (c->state[id] != 0) return 0;
+  if (c->state[id] != CHECK_UNCHECKED) return 0;
   for (size_t k = 0; k < w->npend; k++) if (w->pend[k].id == id) return 0;
   if (w->npend == MAX_UNCHECKED) return -1;
   w->pend[w->npend].id = id;
@@ -215,7 +208,7 @@ static int add_piece(const splice_ctx_t *c, uint32_t id, uint32_t soff, uint8_t 
 /* Bytes [w, w + n) of block id's deflate segment into dst: its stored bytes, or for a raw
    block its data wrapped in stored deflate blocks (headers made here, data read in place). */
 static int add_block(const splice_ctx_t *c, uint32_t id, uint64_t w, uint8_t *dst, uint64_t n) {
-  if (id < 1 || id > c->blocks || c->state[id] == 2) return -1;
+  if (id < 1 || id > c->blocks || c->state[id] == CHECK_CORRUPT) return -1;
   uint32_t csize = c->b_csize[id - 1];
   if (c->b_offset[id - 1] + csize > c->pool_bytes) return -1;
   if (!(c->b_flags[id - 1] & FLAG_RAW)) {
@@ -315,7 +308,7 @@ static int check_pending(const splice_ctx_t *c) {
       h = XXH3_64bits(w->scratch, csize);
     }
     if ((uint32_t)(h & 0xffffffffu) != c->b_sxh[b->id - 1]) return -1;
-    c->state[b->id] = 1;
+    c->state[b->id] = CHECK_GOOD;
   }
   return 0;
 }

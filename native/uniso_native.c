@@ -35,6 +35,7 @@
 #include "splice_read.h"
 #include "deflate_blocks.h"
 #include "napi_util.h"
+#include "pool_format.h"
 
 enum { CODEC_LZMA = 2, CODEC_LZO = 3, CODEC_XZ = 4, CODEC_LZ4 = 5, CODEC_ZSTD = 6 };
 
@@ -254,7 +255,6 @@ static void call_back_bytes(napi_env env, napi_ref callback_ref, const char *err
  * An I/O error fails the whole call. The outs are kept alive until the
  * callback.
  */
-enum { BLOCK_OK = 0, BLOCK_STORED_BAD = 1, BLOCK_INFLATE_BAD = 2, BLOCK_CRC_BAD = 3, BLOCK_SHORT = 4 };
 #define INFLATE_MAX_BLOCKS 64
 
 typedef struct {

@@ -385,7 +385,6 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
     const sqFd = fs.openSync(squashPath, 'w');
     try {
       squashfsSha256 = writeImage(image, sqFd, old, stored);
-      fs.fsyncSync(sqFd);
     } finally {
       fs.closeSync(sqFd);
     }
@@ -407,7 +406,6 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
       }
       blocks.push(info);
     }
-    fs.fsyncSync(sideFd);
   } finally {
     fs.closeSync(sideFd);
     fs.closeSync(poolFd);
@@ -450,7 +448,10 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
   const sha = new Map<Recipe, Promise<string>>();
   const sha256Of = (r: Recipe): Promise<string> => {
     let p = sha.get(r);
-    if (!p) sha.set(r, (p = hashPool.digest(r)));
+    if (!p) {
+      sha.set(r, (p = hashPool.digest(r)));
+      p.catch(() => { /* reported where it is awaited */ });
+    }
     return p;
   };
   const treeKeys = new Map<Tree, string>();

@@ -4,6 +4,9 @@
 import { Command, Option } from 'commander';
 import { UserError } from './util/errors';
 
+/** libdeflate's levels (10 to 12 search near-optimal matches). */
+const LEVEL_MAX = 12;
+
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
@@ -21,7 +24,7 @@ export function parseSize(v: string, option: string): number {
 
 function parseLevel(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 12) throw new UserError(`--level ${v}: expected 1..12`);
+  if (!Number.isInteger(n) || n < 1 || n > LEVEL_MAX) throw new UserError(`--level ${v}: expected 1..${LEVEL_MAX}`);
   return n;
 }
 

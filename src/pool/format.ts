@@ -11,8 +11,28 @@ export const POOL_BLOCK = 65536;
 /** Block flag: the pool holds the block's raw bytes (deflate did not shrink it). */
 export const FLAG_RAW = 1;
 
-/** Largest payload of one deflate stored block. */
+/** Largest payload of one deflate stored block, and the size of its header (BFINAL/BTYPE byte, LEN, NLEN). */
 export const STORED_MAX = 65535;
+export const STORED_HEADER = 5;
+
+/** Pool bytes this far apart are still read as one run, the gap into a scratch buffer (a squashfs pool's zlib framing is 8). */
+export const RUN_GAP_MAX = 16;
+
+/** A block's check state in a store (the addon reads and sets the same array: native/pool_format.h). */
+export enum Check {
+  Unchecked = 0,
+  Good = 1,
+  Corrupt = 2,
+}
+
+/** What the addon's inflateBlocks says of each block. */
+export enum InflateStatus {
+  Ok = 0,
+  StoredBad = 1,
+  InflateBad = 2,
+  CrcBad = 3,
+  Short = 4,
+}
 
 /**
  * A compressed block as a zlib stream: a 2-byte header, the block's stored
@@ -63,7 +83,7 @@ export interface BlockInfo {
 
 /** Bytes this block occupies as a deflate segment in a spliced view. */
 export function deflateSegmentSize(b: Pick<BlockInfo, 'csize' | 'usize' | 'flags'>): number {
-  if (b.flags & FLAG_RAW) return b.usize + 5 * Math.max(1, Math.ceil(b.usize / STORED_MAX));
+  if (b.flags & FLAG_RAW) return b.usize + STORED_HEADER * Math.max(1, Math.ceil(b.usize / STORED_MAX));
   return b.csize;
 }
 

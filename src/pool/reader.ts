@@ -23,7 +23,9 @@ import { crc32 } from '../checksum/crc32';
 import { ByteSource, preadEach } from '../io/source';
 import { lastAtOrBefore } from '../util/search';
 import { NativeAddon, nativeIfBuilt } from '../native';
-import { BlockInfo, deflateSegmentSize, FLAG_RAW, POOL_BLOCK, STORED_MAX, storedCheck, storedCheckOf } from './format';
+import {
+  BlockInfo, Check, deflateSegmentSize, FLAG_RAW, InflateStatus, POOL_BLOCK, RUN_GAP_MAX, STORED_HEADER, STORED_MAX, storedCheck, storedCheckOf,
+} from './format';
 
 /** Buffers of evicted blocks kept for reuse (at most this many, POOL_BLOCK bytes each). */
 const SPARE_BUFFERS = 64;
@@ -31,14 +33,13 @@ const SPARE_BUFFERS = 64;
 const PREFETCH_GAP = 256 * 1024;
 /** Blocks inflated per thread-pool job (fewer hand-offs and completions; both cores still busy). */
 const INFLATE_BATCH = 8;
-/**
- * Pool bytes this far apart still make one read (the gap is read into a
- * scratch buffer): in a squashfs pool the deflate bytes of consecutive
- * blocks are separated by their zlib framing (6 + 2 bytes).
- */
-const RUN_GAP_MAX = 16;
-/** Where the bytes of those gaps go. */
+/** Where the bytes between runs read as one go (RUN_GAP_MAX). */
 const GAP = Buffer.alloc(RUN_GAP_MAX);
+
+/** The cache holds a block's stored bytes under an even key, its inflated bytes under the odd one after. */
+const storedKey = (id: number) => id * 2;
+const inflatedKey = (id: number) => id * 2 + 1;
+const isInflatedKey = (key: number) => (key & 1) === 1;
 
 /** A caller waiting for a block being inflated: for a copy of part of it, or (whole) for its buffer. */
 interface InflateWaiter {
@@ -144,7 +145,7 @@ export interface BlockStoreOptions {
 export class BlockStore {
   private readonly cache: LRUCache<number, Buffer>;
   private readonly pending = new Map<number, Promise<Buffer>>();
-  /** per block: 0 not checked yet, 1 good, 2 corrupt */
+  /** per block (by id): Check.Unchecked, Good or Corrupt; the addon's spliced read updates it too */
   private readonly storedState: Uint8Array;
   private readonly inflatedOk: Uint8Array;
   /** blocks being inflated by the addon */
@@ -173,7 +174,7 @@ export class BlockStore {
       sizeCalculation: retained,
       dispose: (b, key) => {
         // an inflated block's buffer that never left the store: reuse it
-        if ((key & 1) === 1 && !this.escaped.has(b)) this.keepSpare(b);
+        if (isInflatedKey(key) && !this.escaped.has(b)) this.keepSpare(b);
       },
     });
     this.storedState = new Uint8Array(table.count + 1);
@@ -223,7 +224,7 @@ export class BlockStore {
   /** The block exactly as stored in the pool (verified). */
   stored(id: number): Promise<Buffer> {
     this.check(id);
-    return this.cached(id * 2, () => this.loadStored(id));
+    return this.cached(storedKey(id), () => this.loadStored(id));
   }
 
   /** The block's uncompressed bytes (verified). The buffer is the caller's to keep. */
@@ -232,16 +233,16 @@ export class BlockStore {
     const t = this.table;
     const raw = (t.flags[id - 1] & FLAG_RAW) !== 0;
     if (this.nativeLocation(id)) {
-      const hit = this.cache.get(id * 2 + 1);
+      const hit = this.cache.get(inflatedKey(id));
       if (hit) {
         this.escaped.add(hit);
         return Promise.resolve(hit);
       }
-      if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
+      if (this.storedState[id] === Check.Corrupt) return Promise.reject(this.corrupt(id));
       return new Promise((resolve, reject) => this.wait(id, { dstOff: 0, srcOff: 0, n: 0, resolve, reject }));
     }
     if (raw) return this.stored(id).then((b) => this.verifyInflated(id, b));
-    return this.cached(id * 2 + 1, async () => {
+    return this.cached(inflatedKey(id), async () => {
       const comp = await this.loadStored(id);
       let out: Buffer;
       try {
@@ -269,13 +270,13 @@ export class BlockStore {
       return Promise.reject(new BlockCorruptError(`${this.name}: block ${id} is shorter than the recipe expects`));
     }
     if (!this.nativeLocation(id)) return this.inflated(id).then((b) => void b.copy(dst, dstOff, srcOff, srcOff + n));
-    const hit = this.cache.get(id * 2 + 1);
+    const hit = this.cache.get(inflatedKey(id));
     if (hit) {
       hit.copy(dst, dstOff, srcOff, srcOff + n);
-      if (done) this.cache.delete(id * 2 + 1); // dispose keeps the buffer for reuse
+      if (done) this.cache.delete(inflatedKey(id)); // dispose keeps the buffer for reuse
       return undefined;
     }
-    if (this.storedState[id] === 2) return Promise.reject(this.corrupt(id));
+    if (this.storedState[id] === Check.Corrupt) return Promise.reject(this.corrupt(id));
     return new Promise((resolve, reject) => this.wait(id, { dst, dstOff, srcOff, n, done, resolve: () => resolve(), reject }));
   }
 
@@ -292,9 +293,9 @@ export class BlockStore {
     const todo: number[] = [];
     const seen = new Set<number>(); // a recipe may use a block more than once
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 1 || id > this.table.count || this.storedState[id] === 2 || seen.has(id)) continue;
+      if (!Number.isInteger(id) || id < 1 || id > this.table.count || this.storedState[id] === Check.Corrupt || seen.has(id)) continue;
       seen.add(id);
-      const key = id * 2 + 1;
+      const key = inflatedKey(id);
       if (this.cache.has(key) || this.pending.has(key) || this.inflating.has(id)) continue;
       if (this.nativeLocation(id)) todo.push(id);
       else this.inflated(id).catch(() => { /* reported when read */ });
@@ -411,9 +412,9 @@ export class BlockStore {
     const waiting = this.waiters.get(id);
     this.waiters.delete(id);
     let error: BlockCorruptError | undefined;
-    if (status === 0) {
+    if (status === InflateStatus.Ok) {
       this.inflations++;
-      this.storedState[id] = 1;
+      this.storedState[id] = Check.Good;
       this.inflatedOk[id] = 1;
       let done = false;
       if (waiting) {
@@ -425,15 +426,15 @@ export class BlockStore {
         }
       }
       if (done && !this.escaped.has(out)) this.keepSpare(out);
-      else this.cache.set(id * 2 + 1, out);
+      else this.cache.set(inflatedKey(id), out);
       return;
     }
-    if (status === 1) {
-      this.storedState[id] = 2;
+    if (status === InflateStatus.StoredBad) {
+      this.storedState[id] = Check.Corrupt;
       error = this.corrupt(id);
-    } else if (status === 2 || status === 3) {
-      error = new BlockCorruptError(`${this.name}: block ${id} is corrupt (${status === 2 ? 'does not inflate to its size' : 'checksum mismatch after inflate'})`);
-    } else if (status === 4) {
+    } else if (status === InflateStatus.InflateBad || status === InflateStatus.CrcBad) {
+      error = new BlockCorruptError(`${this.name}: block ${id} is corrupt (${status === InflateStatus.InflateBad ? 'does not inflate to its size' : 'checksum mismatch after inflate'})`);
+    } else if (status === InflateStatus.Short) {
       error = new BlockCorruptError(`${this.name}: block ${id} lies beyond the end of the pool (truncated?)`);
     } else {
       error = new BlockCorruptError(`${this.name}: block ${id} is unreadable (${err?.message ?? 'unknown error'})`);
@@ -462,11 +463,16 @@ export class BlockStore {
     const runPos: number[] = [];
     const runLen: number[] = [];
     const runParts: number[][] = [];
-    const add = (pos: number, dst: number, len: number) => {
+    // a gap is read along only between a block and the next one (ids follow pool offsets, so no
+    // block's bytes lie in it: checkRun hashes only bytes read into the caller's buffer or scratch)
+    let lastId = -1;
+    const add = (id: number, pos: number, dst: number, len: number) => {
       if (len === 0) return;
       const r = runPos.length - 1;
       const gap = r >= 0 ? pos - (runPos[r] + runLen[r]) : -1;
-      if (gap >= 0 && gap <= RUN_GAP_MAX) {
+      const adjacent = id === lastId || id === lastId + 1;
+      lastId = id;
+      if (gap === 0 || (gap > 0 && gap <= RUN_GAP_MAX && adjacent)) {
         const parts = runParts[r];
         runLen[r] += gap + len;
         if (gap > 0) parts.push(-1, gap); // dst -1: into GAP
@@ -492,20 +498,20 @@ export class BlockStore {
       const segLen = deflateSegmentSize({ csize: t.csize[i], usize: t.usize[i], flags: t.flags[i] });
       if (within + n > segLen) throw new BlockCorruptError(`${this.name}: block ${id} is shorter than the recipe expects`);
       if (!raw) {
-        add(t.offset[i] + within, dst, n);
+        add(id, t.offset[i] + within, dst, n);
         continue;
       }
       // raw bytes wrapped in stored blocks: 5-byte headers made here, data read in place
       const end = within + n;
-      for (let c = 0, cs = 0; cs < end; c++, cs += STORED_MAX + 5) {
+      for (let c = 0, cs = 0; cs < end; c++, cs += STORED_MAX + STORED_HEADER) {
         const clen = Math.min(STORED_MAX, t.usize[i] - c * STORED_MAX);
-        for (let b = Math.max(cs, within); b < Math.min(cs + 5, end); b++) {
+        for (let b = Math.max(cs, within); b < Math.min(cs + STORED_HEADER, end); b++) {
           const h = b - cs; // header byte: 00, LEN lo, LEN hi, NLEN lo, NLEN hi
           buf[dst + b - within] = h === 0 ? 0 : h === 1 ? clen & 0xff : h === 2 ? clen >> 8 : h === 3 ? ~clen & 0xff : (~clen >> 8) & 0xff;
         }
-        const ds = Math.max(cs + 5, within);
-        const de = Math.min(cs + 5 + clen, end);
-        if (de > ds) add(t.offset[i] + c * STORED_MAX + (ds - cs - 5), dst + ds - within, de - ds);
+        const ds = Math.max(cs + STORED_HEADER, within);
+        const de = Math.min(cs + STORED_HEADER + clen, end);
+        if (de > ds) add(id, t.offset[i] + c * STORED_MAX + (ds - cs - STORED_HEADER), dst + ds - within, de - ds);
       }
     }
     let reads: Promise<void>[] | undefined;
@@ -544,12 +550,12 @@ export class BlockStore {
     let unchecked = false;
     for (let id = a; id <= b; id++) {
       const st = this.storedState[id];
-      if (st === 2) throw this.corrupt(id);
-      if (st === 0) unchecked = true;
+      if (st === Check.Corrupt) throw this.corrupt(id);
+      if (st === Check.Unchecked) unchecked = true;
     }
     // the run's bytes, and (when checking) the rest of its first and last blocks
-    const head = unchecked && this.storedState[a] === 0 ? pos - t.offset[a - 1] : 0;
-    const tail = unchecked && this.storedState[b] === 0 ? t.offset[b - 1] + t.csize[b - 1] - (pos + len) : 0;
+    const head = unchecked && this.storedState[a] === Check.Unchecked ? pos - t.offset[a - 1] : 0;
+    const tail = unchecked && this.storedState[b] === Check.Unchecked ? t.offset[b - 1] + t.csize[b - 1] - (pos + len) : 0;
     const bufs: Buffer[] = [];
     const scratch = head > 0 || tail > 0 ? this.takeScratch() : undefined;
     if (head > 0) bufs.push(scratch!.subarray(0, head));
@@ -610,15 +616,15 @@ export class BlockStore {
     for (let id = a; id <= b; id++) {
       const bs = t.offset[id - 1];
       const be = bs + t.csize[id - 1];
-      if (this.storedState[id] !== 0 || bs < from || be > end) continue;
+      if (this.storedState[id] !== Check.Unchecked || bs < from || be > end) continue;
       while (kStart + bufs[k].length <= bs) kStart += bufs[k++].length;
       const pieces: Buffer[] = [];
       for (let j = k, js = kStart; js < be; js += bufs[j++].length) {
         pieces.push(bufs[j].subarray(Math.max(0, bs - js), Math.min(bufs[j].length, be - js)));
       }
-      this.storedState[id] = storedCheckOf(pieces) === t.sxh[id - 1] ? 1 : 2;
+      this.storedState[id] = storedCheckOf(pieces) === t.sxh[id - 1] ? Check.Good : Check.Corrupt;
     }
-    for (let id = a; id <= b; id++) if (this.storedState[id] !== 1) throw this.corrupt(id);
+    for (let id = a; id <= b; id++) if (this.storedState[id] !== Check.Good) throw this.corrupt(id);
   }
 
   private verifyInflated(id: number, out: Buffer): Buffer {
@@ -634,7 +640,7 @@ export class BlockStore {
   /** The block's stored bytes, checked on the bytes read when not checked yet. */
   private async loadStored(id: number): Promise<Buffer> {
     const t = this.table;
-    if (this.storedState[id] === 2) throw this.corrupt(id);
+    if (this.storedState[id] === Check.Corrupt) throw this.corrupt(id);
     const buf = Buffer.allocUnsafe(t.csize[id - 1]);
     const n = await this.source.pread(buf, t.offset[id - 1]);
     if (n !== buf.length) throw new BlockCorruptError(`${this.name}: block ${id} lies beyond the end of the pool (truncated?)`);

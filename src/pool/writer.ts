@@ -18,8 +18,7 @@ const ZERO = Buffer.alloc(POOL_BLOCK);
 /** Blocks compressed per thread-pool job, and jobs in flight at once. */
 const BATCH = 8;
 const MAX_JOBS = 8;
-/** Deflate levels: libdeflate's 1-12 (10-12 search near-optimal matches); zlib without the addon tops out at 9. */
-export const LEVEL_MAX = 12;
+/** Without the addon, zlib compresses: its levels top out at 9 (libdeflate's at 12). */
 const ZLIB_LEVEL_MAX = 9;
 
 function isZero(buf: Buffer): boolean {
@@ -73,7 +72,6 @@ export class PoolWriter {
   readonly blocks: BlockInfo[] = [];
   readonly contents: Content[] = [];
   readonly stats: PoolStats = { blocksIn: 0, zeroBlocks: 0, uniqueBlocks: 0, bytesIn: 0, bytesStored: 0 };
-  readonly hashes: Buffer[] = []; // XXH128 of each block, id = index + 1
   private readonly byHash = new Map<string, number>();
   private readonly contentByKey = new Map<string, Content>();
   private readonly done = new Map<number, Buffer>();
@@ -98,15 +96,13 @@ export class PoolWriter {
       return 0;
     }
     this.stats.blocksIn++;
-    const digest = XXHash128.hash(data);
-    const key = digest.toString('latin1');
+    const key = XXHash128.hash(data).toString('latin1');
     const known = this.byHash.get(key);
     if (known !== undefined) return known;
     if (this.failure) throw this.failure;
     // Claim the id before any await, so concurrent callers never store a block twice.
     const id = this.blocks.length + 1;
     this.byHash.set(key, id);
-    this.hashes.push(digest);
     this.stats.uniqueBlocks++;
     this.blocks.push({ offset: 0, csize: 0, usize: data.length, flags: 0, crc32: 0, adler32: 0, sxh: 0 });
     this.batch.push({ id, data: Buffer.from(data) }); // the caller may reuse its buffer
@@ -204,11 +200,10 @@ export class PoolWriter {
     return out;
   }
 
-  /** Wait for every block to be compressed and written; close the file. */
+  /** Wait for every block to be compressed and written; close the file (a build's temporary: not synced). */
   async finish(): Promise<number> {
     await this.settle();
     if (this.nextWrite !== this.blocks.length + 1) throw new Error('pool writer: blocks left unwritten');
-    fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     return this.offset;
   }

@@ -25,6 +25,7 @@ import { XXHash128 } from 'xxhash-addon';
 import { lastAtOrBefore } from '../util/search';
 import { ByteReader, ByteWriter, deflatePacked, inflatePacked } from '../catalog/pack';
 
+/** Segment kinds (the addon's spliced read knows them too: native/pool_format.h). */
 export enum SegKind {
   Zero = 0,
   Literal = 1,

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { PoolWriter } from '../../src/pool/writer';
 import { BlockStore, blockTableFrom, BlockCorruptError, SpliceList } from '../../src/pool/reader';
-import { FLAG_RAW, deflateSegmentSize } from '../../src/pool/format';
+import { Check, FLAG_RAW, InflateStatus, RUN_GAP_MAX, STORED_HEADER, STORED_MAX, deflateSegmentSize } from '../../src/pool/format';
 import { FileSource } from '../../src/io/source';
 import { RecipeBuilder, SegKind, serializeRecipe, deserializeRecipe, literalCount, literalOf } from '../../src/recipe/recipe';
 import { RecipeReader } from '../../src/recipe/reader';
@@ -431,3 +431,79 @@ t.test('recipe deserialization rejects damage', async (t) => {
   t.throws(() => deserializeRecipe(ob, 'x', () => shorter.build()), /outside the recipe it includes/);
   t.throws(() => deserializeRecipe(ob, 'x'), /cannot be loaded here/);
 });
+
+t.test('the addon and the TypeScript say the same of the pool and recipes (native/pool_format.h)', async (t) => {
+  const h = fs.readFileSync(path.join(__dirname, '..', '..', 'native', 'pool_format.h'), 'utf8');
+  const value = (name: string) => Number(new RegExp(`(?:#define ${name} |\\b${name} = )(\\d+)`).exec(h)?.[1]);
+  t.same([value('FLAG_RAW'), value('STORED_MAX'), value('STORED_HEADER'), value('RUN_GAP_MAX')], [FLAG_RAW, STORED_MAX, STORED_HEADER, RUN_GAP_MAX]);
+  t.same([value('CHECK_UNCHECKED'), value('CHECK_GOOD'), value('CHECK_CORRUPT')], [Check.Unchecked, Check.Good, Check.Corrupt]);
+  t.same([value('SEG_ZERO'), value('SEG_LITERAL'), value('SEG_RAW'), value('SEG_DEFLATE'), value('SEG_INCLUDE')],
+    [SegKind.Zero, SegKind.Literal, SegKind.Raw, SegKind.Deflate, SegKind.Include]);
+  t.same([value('BLOCK_OK'), value('BLOCK_STORED_BAD'), value('BLOCK_INFLATE_BAD'), value('BLOCK_CRC_BAD'), value('BLOCK_SHORT')],
+    [InflateStatus.Ok, InflateStatus.StoredBad, InflateStatus.InflateBad, InflateStatus.CrcBad, InflateStatus.Short]);
+});
+
+t.test('a pool laid out like a squashfs: blocks with bytes between them read right on both paths', async (t) => {
+  // three blocks as squashfs data blocks: A compressed, B raw (6 bytes), C compressed; the zlib
+  // framing (2 + 6 bytes) around A and C, a block written twice and other bytes between them
+  const scratchPool = new PoolWriter(path.join(dir, 'sq-pool'), 6);
+  const wa = scratchPool.file();
+  await wa.write(Buffer.from('aaaa block of text '.repeat(200)));
+  const ca = await wa.end();
+  const wb = scratchPool.file();
+  await wb.write(pseudoRandom(6, 3));
+  const cb = await wb.end();
+  const wc = scratchPool.file();
+  await wc.write(Buffer.from('cccc another block of text '.repeat(150)));
+  const cc = await wc.end();
+  const wd = scratchPool.file();
+  await wd.write(Buffer.from('dddd and one more '.repeat(150)));
+  const cd = await wd.end();
+  await scratchPool.finish();
+  const [a, b, c, d] = [ca.blocks[0], cb.blocks[0], cc.blocks[0], cd.blocks[0]].map((id) => scratchPool.blocks[id - 1]);
+  t.same([a.flags & FLAG_RAW, b.flags & FLAG_RAW, c.flags & FLAG_RAW], [0, FLAG_RAW, 0], 'compressed, raw, compressed');
+  const stored = (x: typeof a) => readAtFile(scratchPool.path, x.offset, x.csize);
+  const parts = [Buffer.alloc(10, 0xee), Buffer.from([0x78, 0xda]), stored(a), Buffer.alloc(6, 0xee), stored(b),
+    Buffer.from([0x78, 0xda]), stored(c), Buffer.alloc(6, 0xee), Buffer.from([0x78, 0xda]), stored(d), Buffer.alloc(6, 0xee)];
+  const file = path.join(dir, 'sq-layout');
+  fs.writeFileSync(file, Buffer.concat(parts));
+  const offA = 12;
+  const offB = offA + a.csize + 6;
+  const offC = offB + b.csize + 2;
+  const offD = offC + c.csize + 8;
+  const table = blockTableFrom([{ ...a, offset: offA }, { ...b, offset: offB }, { ...c, offset: offC }, { ...d, offset: offD }], fs.statSync(file).size);
+  const src = FileSource.open(file);
+  t.teardown(() => src.close());
+  for (const [how, source] of [['native', src], ['JavaScript', { size: src.size, pread: (x: Buffer, o: number) => src.pread(x, o) }]] as const) {
+    const store = new BlockStore(source, table);
+    // A, C and D in one read: the bytes between A and C (B among them) are not a gap to read along
+    const list = new SpliceList();
+    list.push(1, 0, a.csize, 0);
+    list.push(3, 0, c.csize, a.csize);
+    list.push(4, 0, d.csize, a.csize + c.csize);
+    const out = Buffer.alloc(a.csize + c.csize + d.csize);
+    await store.readDeflatedInto(list, out);
+    t.ok(out.equals(Buffer.concat([stored(a), stored(c), stored(d)])), `${how}: A, C and D as stored`);
+    t.ok((await store.inflated(2)).equals(pseudoRandom(6, 3)), `${how}: B, never read along, is not taken for corrupt`);
+    // A, B and C: one read along the framing between them
+    const all = new SpliceList();
+    all.push(1, 0, a.csize, 0);
+    all.push(2, 0, deflateSegmentSize(b), a.csize);
+    all.push(3, 0, c.csize, a.csize + deflateSegmentSize(b));
+    const out2 = Buffer.alloc(a.csize + deflateSegmentSize(b) + c.csize);
+    await new BlockStore(source, table).readDeflatedInto(all, out2);
+    t.ok(out2.subarray(a.csize + 5, a.csize + 11).equals(pseudoRandom(6, 3)), `${how}: B's bytes behind its stored-block header`);
+    t.ok(out2.subarray(a.csize + deflateSegmentSize(b)).equals(stored(c)), `${how}: C after it`);
+  }
+});
+
+function readAtFile(file: string, pos: number, len: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(len);
+    fs.readSync(fd, b, 0, len, pos);
+    return b;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
