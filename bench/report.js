@@ -289,7 +289,8 @@ L.push('', `Kernel reads: \`mount -t squashfs -o loop,ro\` (uniso's at its offse
 {
   const reps = [...new Set(kernel.map((r) => r.rep))].sort((a, b) => a - b);
   L.push(`| squashfs | ${reps.map((r) => `rep ${r} (s)`).join(' | ')} | median MB/s |`, `|---|${reps.map(() => '---:|').join('')}---:|`);
-  for (const [k, label] of [['uniso', "uniso's (gzip, 64 KiB blocks, no fragments)"], ['mksquashfs', 'mksquashfs -comp gzip']]) {
+  for (const [k, label] of [['uniso', "uniso's (gzip, 64 KiB blocks, no fragments)"], ['mksquashfs', 'mksquashfs -comp gzip (128 KiB blocks, fragments)'],
+    ['mksquashfs-64k-nf', `mksquashfs -comp gzip -b 65536 -no-fragments (${num('conv_64nf_squashfs_bytes')} bytes)`]]) {
     L.push(`| ${label} | ${reps.map((rep) => { const r = kernel.find((x) => x.kind === k && x.rep === rep); return r ? f2(r.v) : '-'; }).join(' | ')} | ${f1(kRate(k))} |`);
   }
   L.push('');

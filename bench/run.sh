@@ -32,7 +32,9 @@
 #                   given (xz squashfs, as TurnKey's), target <= 1.20; the kernel
 #                   reading every file of uniso's squashfs (loop mount at its offset
 #                   in U.iso) vs of that gzip squashfs, cold, median of BENCH_REPS,
-#                   target >= 0.9; what the catalog is made of (SQLite dbstat)
+#                   target >= 0.9, and (informational) of `mksquashfs -b 65536
+#                   -no-fragments`, the block size and layout uniso's pool needs;
+#                   what the catalog is made of (SQLite dbstat)
 #   9. serving      each rep, cold unless said: (a) the inflating docker tar view
 #                   through a fresh daemon vs squashfuse reading the same tar from
 #                   a gzip squashfs (-b 131072), target >= 2x; (b) the OVA (spliced)
@@ -262,6 +264,9 @@ say "conventional: $(secs "$t0" "$t1") s"
 mark "single copy: sizes and kernel reads"
 say "the input ISO rebuilt with the conventional gzip squashfs; kernel reads of both squashfs images"
 SQ_CONV="$WORK/conv/squashfs/10root.squashfs"
+SQ_64NF="$WORK/conv/squashfs/64k-no-fragments.squashfs"
+mksquashfs "$WORK/conv/tree" "$SQ_64NF" -comp gzip -b 65536 -no-fragments -noappend -quiet -no-progress >/dev/null
+fact conv_64nf_squashfs_bytes "$(stat -c %s "$SQ_64NF")"
 xorriso -indev "$ISO" -outdev "$WORK/conv-gzip.iso" -boot_image any replay -map "$SQ_CONV" /casper/10root.squashfs -commit >/dev/null 2>&1
 fact conv_gzip_iso_bytes "$(stat -c %s "$WORK/conv-gzip.iso")"
 fact conv_gzip_squashfs_bytes "$(stat -c %s "$SQ_CONV")"
@@ -287,6 +292,7 @@ kernel_read() { # IMAGE [MOUNT OPTIONS]: every file of the squashfs read through
 for rep in $(seq 1 "$REPS"); do
   printf 'uniso\t%s\t%s\n' "$rep" "$(kernel_read "$WORK/U.iso" "offset=$((SQ_LBA * 2048)),sizelimit=$SQ_SIZE")" >> "$WORK/kernel.tsv"
   printf 'mksquashfs\t%s\t%s\n' "$rep" "$(kernel_read "$SQ_CONV")" >> "$WORK/kernel.tsv"
+  printf 'mksquashfs-64k-nf\t%s\t%s\n' "$rep" "$(kernel_read "$SQ_64NF")" >> "$WORK/kernel.tsv"
 done
 # what the catalog is made of
 xorriso -osirrox on -indev "$WORK/U.iso" -extract /uniso/catalog.sqlite "$WORK/catalog.sqlite" >/dev/null 2>&1
@@ -294,7 +300,7 @@ node -e '
   const Database = require(process.argv[1]);
   const db = new Database(process.argv[2], { readonly: true });
   const rows = db.prepare("SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC").all();
-  const recipes = db.prepare("SELECT r.id, length(r.data) AS bytes, group_concat(v.path, \" \") AS views FROM recipes r LEFT JOIN views v ON v.recipe = r.id GROUP BY r.id ORDER BY bytes DESC").all();
+  const recipes = db.prepare("SELECT r.id, length(r.data) AS bytes, group_concat(v.path, char(32)) AS views FROM recipes r LEFT JOIN views v ON v.recipe = r.id GROUP BY r.id ORDER BY bytes DESC").all();
   process.stdout.write(JSON.stringify({ tables: rows, recipes }));
 ' "$ROOT/node_modules/better-sqlite3" "$WORK/catalog.sqlite" > "$WORK/catalog.json"
 fact catalog_bytes "$(stat -c %s "$WORK/catalog.sqlite")"
