@@ -2,7 +2,9 @@
 // 70,000 entries (its listing over 64 KiB: an extended directory inode;
 // directory headers split at 256 entries and at inode metadata block
 // changes), a directory whose entries' inode numbers lie more than 32767
-// apart (a header per signed 16-bit delta range), a 256-byte name, a file
+// apart (beyond a header's signed 16-bit delta: inodes are written in number
+// order, so such entries always lie in other inode blocks, and the block
+// change starts their header), a 256-byte name, a file
 // of pool blocks of each kind (compressed, raw, sparse, and a shorter tail).
 // Checked by unsquashfs and the kernel. Plus what squashfs cannot hold: a
 // 257-byte name and a device number out of range are errors naming the

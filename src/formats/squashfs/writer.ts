@@ -525,7 +525,8 @@ function sortedEntries(tree: Tree, dir: number): Entry[] {
  * A directory's listing: runs of entries behind a header {count - 1, inode
  * metadata block, base inode number}; a new run starts at 256 entries, when
  * the inode block changes, or when an inode number is too far from the
- * run's base for the entry's signed 16-bit delta.
+ * run's base for the entry's signed 16-bit delta (inodes are written in
+ * number order, so the block changes first: the delta check is a guard).
  */
 function dirListing(entries: Entry[], written: Map<number, Written>): Buffer {
   const parts: Buffer[] = [];
