@@ -209,7 +209,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const part = (role: PoolPart['role']) => layout.parts.filter((p) => p.part.role === role).reduce((s, p) => s + p.part.size, 0);
     return {
       output, views: results, poolBytes: poolSize, squashfsBytes: layout.squashfsSha256 ? part('squashfs') : 0,
-      sidePoolBytes: part('side'), inputBytes: fs.statSync(opts.input).isFile() ? fs.statSync(opts.input).size : 0, warnings,
+      sidePoolBytes: part('side'), inputBytes: trees.input.kind === 'directory' ? 0 : fs.statSync(opts.input).size, warnings,
     };
   } catch (e) {
     pool?.abort();

@@ -43,6 +43,12 @@ export interface Inode {
 }
 
 export const BLOCK_SIZE = 65536;
+
+/** Whole seconds of a time in nanoseconds, rounded down (pre-1970 times too). */
+export function floorSeconds(ns: bigint): bigint {
+  const s = ns / 1_000_000_000n;
+  return ns < 0n && s * 1_000_000_000n !== ns ? s - 1n : s;
+}
 export const ROOT_INO = 1;
 
 /** latin1 <-> UTF-8 conversions for byte-string names. */

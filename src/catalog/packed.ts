@@ -12,7 +12,7 @@
 import { ByteReader, ByteWriter, deflatePacked, inflatePacked } from './pack';
 import { packXattrs } from './xattrs';
 import type { BlockInfo } from '../pool/format';
-import { Content, EntryType, Inode } from '../tree';
+import { Content, EntryType, floorSeconds, Inode } from '../tree';
 
 /** What is stored of a pool block (the catalog keeps what reads check). */
 export type StoredBlock = Pick<BlockInfo, 'offset' | 'csize' | 'usize' | 'flags' | 'sxh' | 'crc32'>;
@@ -133,7 +133,7 @@ export interface InodeRow {
 }
 
 function packEntry(w: ByteWriter, name: string, i: Inode): void {
-  const sec = i.mtimeNs / 1_000_000_000n - (i.mtimeNs < 0n && i.mtimeNs % 1_000_000_000n !== 0n ? 1n : 0n);
+  const sec = floorSeconds(i.mtimeNs);
   const target = i.type === EntryType.Symlink ? Buffer.from(i.target ?? '', 'latin1') : undefined;
   w.blob(Buffer.from(name, 'latin1'));
   w.uvarint(i.ino);

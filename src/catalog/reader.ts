@@ -93,7 +93,7 @@ export class Catalog {
   }
 
   blockTable(poolBytes: number): BlockTable {
-    const damaged = (why: string) => fileError(this.name, `catalog block table is damaged (${why})`);
+    const damaged = (why: string) => fileError(this.name, `catalog is damaged (block table: ${why})`);
     const rows = this.db.prepare('SELECT chunk, count, size, data FROM blocks ORDER BY chunk').all() as
       { chunk: number; count: number; size: number; data: Buffer }[];
     const n = rows.reduce((s, r) => s + r.count, 0);
@@ -106,9 +106,9 @@ export class Catalog {
     for (const [k, r] of rows.entries()) {
       if (r.chunk !== k) throw damaged(`chunk ${k} is missing`);
       try {
-        end = unpackBlocks(r, r.count, end, first, t, `${this.name}: catalog block table`);
+        end = unpackBlocks(r, r.count, end, first, t, 'block table');
       } catch (e) {
-        throw fileError(this.name, (e as Error).message.replace(`${this.name}: `, ''));
+        throw fileError(this.name, `catalog is damaged (${(e as Error).message})`);
       }
       first += r.count;
     }

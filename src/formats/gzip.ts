@@ -13,7 +13,7 @@
 
 import * as zlib from 'node:zlib';
 import { Recipe, RecipeBuilder } from '../recipe/recipe';
-import { BlockInfo, deflateSegmentSize } from '../pool/format';
+import { BlockInfo, DEFLATE_FINAL, deflateSegmentSize } from '../pool/format';
 import { BLOCK_SIZE } from '../tree';
 import { Piece, piecesCrc } from './pieces';
 
@@ -22,8 +22,6 @@ const GZIP_ID1 = 0x1f;
 const GZIP_ID2 = 0x8b;
 const CM_DEFLATE = 8;
 const OS_UNIX = 3;
-/** An empty fixed-Huffman block with BFINAL set: ends the deflate stream. */
-const DEFLATE_FINAL_EMPTY = Buffer.from([0x03, 0x00]);
 
 export function gzipHeader(): Buffer {
   // FLG 0, MTIME 0 (reproducible), XFL 0, OS Unix
@@ -35,20 +33,17 @@ const WINDOW = 32768;
 /** Literal runs compressed ahead of the one the recipe takes next. */
 const AHEAD = 64;
 
-/**
- * Raw deflate of `data`, ended by a sync flush (byte aligned, not final);
- * `history`: the bytes the decoder will have output just before (a preset
- * dictionary).
- */
-export function deflateSynced(data: Buffer, level = 9, history?: Buffer): Buffer {
+/** Raw deflate of `data`, ended by a sync flush (byte aligned, not final). */
+export function deflateSynced(data: Buffer, level = 9): Buffer {
   // zlib returns a view of its 16 KiB output chunk: keep an exact-size copy,
   // or every small header would pin a whole chunk for the life of the recipe
-  const opts: zlib.ZlibOptions = { level, finishFlush: zlib.constants.Z_SYNC_FLUSH };
-  if (history?.length) opts.dictionary = history;
-  return Buffer.from(zlib.deflateRawSync(data, opts));
+  return Buffer.from(zlib.deflateRawSync(data, { level, finishFlush: zlib.constants.Z_SYNC_FLUSH }));
 }
 
-/** deflateSynced on the thread pool. */
+/**
+ * deflateSynced on the thread pool; `history`: the bytes the decoder will
+ * have output just before (a preset dictionary).
+ */
 function deflateSyncedAsync(data: Buffer, level: number, history?: Buffer): Promise<Buffer> {
   const opts: zlib.ZlibOptions = { level, finishFlush: zlib.constants.Z_SYNC_FLUSH };
   if (history?.length) opts.dictionary = history;
@@ -138,8 +133,8 @@ export class GzipCompiler {
     const rb = new RecipeBuilder();
     rb.literal(gzipHeader());
     await this.body(rb, pieces);
-    const trailer = Buffer.alloc(DEFLATE_FINAL_EMPTY.length + 8);
-    DEFLATE_FINAL_EMPTY.copy(trailer, 0);
+    const trailer = Buffer.alloc(DEFLATE_FINAL.length + 8);
+    DEFLATE_FINAL.copy(trailer, 0);
     trailer.writeUInt32LE(crc >>> 0, 2);
     trailer.writeUInt32LE(size % 0x100000000, 6);
     rb.literal(trailer);

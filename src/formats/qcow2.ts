@@ -7,7 +7,8 @@
 
 import { Format } from './context';
 import { familyDisk } from './disk/disk';
-import { compressedGrains, DEFLATE_FINAL } from './disk/grainstream';
+import { compressedGrains } from './disk/grainstream';
+import { DEFLATE_FINAL } from '../pool/format';
 import { grainBodiesIn, ovfDiskFile, streamOptimized } from './vmdk';
 import { SECTOR } from './disk/diskimage';
 import { RecipeBuilder } from '../recipe/recipe';

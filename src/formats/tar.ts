@@ -6,7 +6,7 @@
 // sizes over 8 GiB (pax size), and sparse files (GNU sparse 1.0 in pax).
 // Sockets cannot be stored in tar; they are skipped and reported.
 
-import { Content, EntryType, Inode, Tree, BLOCK_SIZE } from '../tree';
+import { floorSeconds, Content, EntryType, Inode, Tree, BLOCK_SIZE } from '../tree';
 import { PieceList } from './pieces';
 
 // ---- ustar constants -----------------------------------------------------
@@ -169,9 +169,7 @@ function sparseMapText(regions: [number, number][]): Buffer {
 }
 
 function mtimeSec(i: Inode): bigint {
-  // floor division for pre-1970 times
-  const s = i.mtimeNs / 1_000_000_000n;
-  return i.mtimeNs < 0n && s * 1_000_000_000n !== i.mtimeNs ? s - 1n : s;
+  return floorSeconds(i.mtimeNs);
 }
 
 function xattrRecords(i: Inode): [string, Buffer][] {

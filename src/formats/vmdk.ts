@@ -6,7 +6,8 @@
 import * as crypto from 'node:crypto';
 import { Format, FormatContext } from './context';
 import { familyDisk, FamilyDisk } from './disk/disk';
-import { compressedGrains, DEFLATE_FINAL, ZLIB_HEADER } from './disk/grainstream';
+import { compressedGrains, ZLIB_HEADER } from './disk/grainstream';
+import { ZLIB_TRAILER_LEN, zlibTrailer } from '../pool/format';
 import { GRAIN, SECTOR } from './disk/diskimage';
 import { Recipe, RecipeBuilder } from '../recipe/recipe';
 
@@ -147,14 +148,11 @@ export function streamOptimized(ctx: FormatContext, d: FamilyDisk, fileName: str
       // grain marker: LBA (sectors) and compressed size; data follows
       const marker = Buffer.alloc(12);
       marker.writeBigUInt64LE(BigInt(index * GRAIN_SECTORS), 0);
-      marker.writeUInt32LE(ZLIB_HEADER.length + length + DEFLATE_FINAL.length + 4, 8);
+      marker.writeUInt32LE(ZLIB_HEADER.length + length + ZLIB_TRAILER_LEN, 8);
       rb.literal(Buffer.concat([marker, ZLIB_HEADER]));
       bodies.set(index, [rb.size, length]);
       rb.append(body);
-      const trailer = Buffer.alloc(DEFLATE_FINAL.length + 4);
-      DEFLATE_FINAL.copy(trailer, 0);
-      trailer.writeUInt32BE(adler >>> 0, DEFLATE_FINAL.length);
-      rb.literal(trailer);
+      rb.literal(zlibTrailer(adler));
       const used = rb.size - markerAt;
       rb.zero((SECTOR - (used % SECTOR)) % SECTOR);
       gt!.writeUInt32LE(markerAt / SECTOR, (index % GTES_PER_GT) * 4);

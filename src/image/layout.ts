@@ -13,7 +13,7 @@ export const POOL_NAME = 'pool.bin';
 /** Where the squashfs of an input that had none (a directory, a tarball) goes. */
 export const ROOTFS_SQUASHFS_NAME = 'rootfs.squashfs';
 export const MANIFEST_FORMAT = 'uniso';
-/** 2: the pool is a list of files (version 1: /uniso/pool.bin alone, still read). */
+/** 2: the pool is a list of files (version 1 had /uniso/pool.bin alone: refused, build it again). */
 export const MANIFEST_VERSION = 2;
 
 /** One file of the pool: `size` bytes, pool offsets [at, at + size); `path` from the ISO's root. */

@@ -222,7 +222,6 @@ async function readAll(fd: number, buf: Buffer, off: number, len: number, pos: n
   return done;
 }
 
-
 /** Read a whole (small) source into memory. */
 export async function readAllBytes(src: ByteSource, what: string): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(src.size);

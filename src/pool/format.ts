@@ -43,7 +43,8 @@ export enum InflateStatus {
 export const ZLIB_HEADER_LEN = 2;
 export const ZLIB_TRAILER_LEN = 6;
 export const ZLIB_FRAMING = ZLIB_HEADER_LEN + ZLIB_TRAILER_LEN;
-const ZLIB_FINAL_EMPTY_BLOCK = [0x03, 0x00];
+/** An empty final block (fixed Huffman, BFINAL set): ends a deflate stream. */
+export const DEFLATE_FINAL = Buffer.from([0x03, 0x00]);
 
 /** The zlib header zlib itself writes for deflate level `level` (CM 8, 32 KiB window, FLEVEL from the level). */
 export function zlibHeader(level: number): Buffer {
@@ -55,9 +56,8 @@ export function zlibHeader(level: number): Buffer {
 
 /** The end of a block's zlib stream: the empty final block and the Adler-32 (big-endian). */
 export function zlibTrailer(adler32: number, out = Buffer.allocUnsafe(ZLIB_TRAILER_LEN), at = 0): Buffer {
-  out[at] = ZLIB_FINAL_EMPTY_BLOCK[0];
-  out[at + 1] = ZLIB_FINAL_EMPTY_BLOCK[1];
-  out.writeUInt32BE(adler32 >>> 0, at + 2);
+  DEFLATE_FINAL.copy(out, at);
+  out.writeUInt32BE(adler32 >>> 0, at + DEFLATE_FINAL.length);
   return out;
 }
 

@@ -10,8 +10,6 @@ import { adler32, adler32Combine, adler32Zeros } from '../../checksum/adler32';
 import { deflateSynced } from '../gzip';
 import { DiskImage, DiskPiece, GRAIN } from './diskimage';
 
-/** An empty final stored block: ends a deflate stream (BFINAL). */
-export const DEFLATE_FINAL = Buffer.from([0x03, 0x00]);
 /** zlib stream header: deflate, 32 KiB window, default level, no dictionary. */
 export const ZLIB_HEADER = Buffer.from([0x78, 0x9c]);
 

@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { BlockInfo, FLAG_RAW, ZLIB_FRAMING, ZLIB_HEADER_LEN, ZLIB_TRAILER_LEN, zlibTrailer } from '../../pool/format';
 import { Recipe, RecipeBuilder } from '../../recipe/recipe';
-import { Content, EntryType, Inode, ROOT_INO, Tree } from '../../tree';
+import { Content, EntryType, floorSeconds, Inode, ROOT_INO, Tree } from '../../tree';
 import { UserError } from '../../util/errors';
 import {
   COMPRESSION_GZIP, DATA_UNCOMPRESSED, DEVICE_PAD, DIR_DELTA_MAX, DIR_DELTA_MIN, DIR_ENTRIES_MAX, encodeRdev,
@@ -187,7 +187,7 @@ function warnList(what: string, names: string[]): string {
 
 /** Seconds as squashfs stores them (u32), or undefined when out of range. */
 function mtimeSeconds(ns: bigint): number | undefined {
-  const s = ns >= 0n ? ns / 1_000_000_000n : -((-ns + 999_999_999n) / 1_000_000_000n);
+  const s = floorSeconds(ns);
   return s < 0n || s >= BigInt(U32) ? undefined : Number(s);
 }
 
