@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import { ingest, Ingested } from './ingest';
 import { PoolWriter } from './pool/writer';
 import { BlockStore, blockTableFrom } from './pool/reader';
-import { BlockInfo, FLAG_RAW, POOL_BLOCK, storedCheck, ZLIB_FRAMING, zlibHeader } from './pool/format';
+import { BlockInfo, FLAG_RAW, framedSize, POOL_BLOCK, storedCheck, zlibHeader } from './pool/format';
 import { crc32 } from './checksum/crc32';
 import { adler32 } from './checksum/adler32';
 import { CatalogWriter } from './catalog/writer';
@@ -109,6 +109,8 @@ interface Trees {
   families: Map<Family, Tree>;
   overlays: Map<Family, Tree>;
   of(family: Family): Tree;
+  /** A key equal for families whose current trees are the same object (memo keys of what is made from a tree). */
+  key(family: Family): string;
 }
 
 /** The pool as the ISO carries it. */
@@ -206,10 +208,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await assembleIso(b, trees, layout, names, Number(mtimeSec), isoTmp);
     commitOutput(isoTmp, output);
     progress.end();
-    const part = (role: PoolPart['role']) => layout.parts.filter((p) => p.part.role === role).reduce((s, p) => s + p.part.size, 0);
     return {
-      output, views: results, poolBytes: poolSize, squashfsBytes: layout.squashfsSha256 ? part('squashfs') : 0,
-      sidePoolBytes: part('side'), inputBytes: trees.input.kind === 'directory' ? 0 : fs.statSync(opts.input).size, warnings,
+      output, views: results, poolBytes: poolSize, squashfsBytes: layout.squashfsSha256 ? partBytes(layout, 'squashfs') : 0,
+      sidePoolBytes: partBytes(layout, 'side'), inputBytes: trees.input.kind === 'directory' ? 0 : fs.statSync(opts.input).size, warnings,
     };
   } catch (e) {
     pool?.abort();
@@ -262,7 +263,15 @@ async function ingestTrees(b: Build): Promise<Trees> {
     if (t) families.set(fam, t.renumbered());
   }
   const base = input.tree.renumbered();
-  return { input, base, families, overlays, of: (fam) => families.get(fam) ?? base };
+  const of = (fam: Family) => families.get(fam) ?? base;
+  const ids = new WeakMap<Tree, number>();
+  let next = 1;
+  const key = (fam: Family) => {
+    const t = of(fam);
+    if (!ids.has(t)) ids.set(t, next++);
+    return String(ids.get(t));
+  };
+  return { input, base, families, overlays, of, key };
 }
 
 /** The appliance's names, from --name or the input's file name, and its /etc/debian_version. */
@@ -275,19 +284,13 @@ async function namesOf(b: Build, trees: Trees): Promise<ApplianceNames> {
 
 /** 2. Preparers adjust family trees (e.g. a boot loader for the disk images) while the pool is open. */
 async function runPreparers(b: Build, trees: Trees, names: ApplianceNames, options: FormatOptions, families: Family[]): Promise<void> {
-  const objectIds = new WeakMap<Tree, number>();
-  let nextObjectId = 1;
-  const objectId = (t: Tree) => {
-    if (!objectIds.has(t)) objectIds.set(t, nextObjectId++);
-    return objectIds.get(t)!;
-  };
   for (const prep of PREPARERS) {
     const fams = prep.families.filter((fam) => families.includes(fam));
     if (!fams.length) continue;
     b.progress.phase(`preparing: ${prep.name}`);
     for (const fam of fams) {
       await prep.prepare({
-        names, options, tree: trees.of, treeKey: (f) => `tree-object-${objectId(trees.of(f))}`,
+        names, options, tree: trees.of, treeKey: trees.key,
         setTree: (f, t) => trees.families.set(f, t),
         provided: (f, p) => trees.overlays.get(f)?.lookup(p) !== undefined,
         pool: b.pool, memo: b.memo, warn: b.warn,
@@ -353,8 +356,7 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
         newId[p.id] = order.length;
       }
       pieces.push({ kind: 'block', id: newId[p.id] });
-      const b = old[p.id - 1];
-      at += b.flags & FLAG_RAW ? b.usize : b.csize + ZLIB_FRAMING;
+      at += framedSize(old[p.id - 1]);
     } else {
       pieces.push(p);
       at += p.n;
@@ -425,6 +427,11 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
   };
 }
 
+/** Bytes of the pool's files in a role. */
+function partBytes(layout: PoolLayout, role: PoolPart['role']): number {
+  return layout.parts.filter((p) => p.part.role === role).reduce((s, p) => s + p.part.size, 0);
+}
+
 /** 4. The catalog's blocks, contents and trees; returns the base tree's id. */
 function writeTrees(catalog: CatalogWriter, layout: PoolLayout, pool: PoolWriter, trees: Trees): number {
   catalog.writeBlocks(layout.blocks);
@@ -454,24 +461,18 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
     }
     return p;
   };
-  const treeKeys = new Map<Tree, string>();
-  const treeKey = (fam: Family) => {
-    const t = trees.of(fam);
-    if (!treeKeys.has(t)) treeKeys.set(t, String(treeKeys.size + 1));
-    return treeKeys.get(t)!;
-  };
   const baseSquashfs = squashfsRecipe(layout.squashfs, layout.blocks);
   const squashfsOf = (fam: Family): Recipe => {
     const t = trees.of(fam);
     if (t === trees.base) return baseSquashfs;
-    return b.memo(`squashfs:${treeKey(fam)}`, () => {
+    return b.memo(`squashfs:${trees.key(fam)}`, () => {
       const image = layoutSquashfs(t, layout.blocks, { name: `${b.opts.input} (${fam} tree)`, zlibHeader: layout.squashfs.zlibHeader, mkfsTime: mkfsTimeOf(t) });
       for (const w of image.warnings) b.warn(`${fam} tree: ${w}`);
       return squashfsRecipe(image, layout.blocks);
     });
   };
   const ctx: FormatContext = {
-    names, options, tree: trees.of, treeKey, blocks: layout.blocks, gzip: new GzipCompiler(layout.blocks, inflated), mtimeSec,
+    names, options, tree: trees.of, treeKey: trees.key, blocks: layout.blocks, gzip: new GzipCompiler(layout.blocks, inflated), mtimeSec,
     sha256: sha256Of, hash: (r, alg) => hashPool.digest(r, alg), squashfs: squashfsOf, memo: b.memo, warn: b.warn,
   };
   b.progress.phase('building views');
@@ -530,7 +531,7 @@ function writeMeta(catalog: CatalogWriter, b: Build, trees: Trees, names: Applia
   } else if (opts.keepSquashfs && trees.input.rootSquashfs) {
     catalog.setMeta('squashfs_kept', trees.input.rootSquashfs);
   }
-  catalog.setMeta('side_pool_bytes', String(layout.parts.filter((p) => p.part.role === 'side').reduce((s, p) => s + p.part.size, 0)));
+  catalog.setMeta('side_pool_bytes', String(partBytes(layout, 'side')));
   catalog.setMeta('deflate_level', String(opts.level));
   catalog.setMeta('pool_bytes_in', String(pool.stats.bytesIn));
   catalog.setMeta('pool_blocks_offered', String(pool.stats.blocksIn));

@@ -8,8 +8,7 @@
 
 import { spawn } from 'node:child_process';
 import { UserError } from '../util/errors';
-
-export const UNISO_DIR = '/uniso';
+import { UNISO_DIR } from '../image/layout';
 
 export interface IsoWriteOptions {
   inputIso?: string; // replay this ISO's tree and boot records
@@ -34,7 +33,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ cod
 export async function writeUniversalIso(o: IsoWriteOptions): Promise<void> {
   const env = { ...process.env, SOURCE_DATE_EPOCH: String(Math.max(0, Math.floor(o.epochSec))) };
   const maps = (o.replace ?? []).flatMap((r) => ['-map', r.file, `/${r.isoPath.replace(/^\/+/, '')}`]);
-  const common = ['-compliance', 'iso_9660_level=3', ...maps, '-map', o.addDir, UNISO_DIR, '-commit'];
+  const common = ['-compliance', 'iso_9660_level=3', ...maps, '-map', o.addDir, `/${UNISO_DIR}`, '-commit'];
   const args = o.inputIso
     ? ['-abort_on', 'FAILURE', '-indev', o.inputIso, '-outdev', `stdio:${o.output}`, '-boot_image', 'any', 'replay', ...common]
     : ['-abort_on', 'FAILURE', '-outdev', `stdio:${o.output}`, '-volid', o.volumeId.slice(0, 32), '-joliet', 'on', ...common];

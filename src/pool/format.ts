@@ -81,6 +81,11 @@ export interface BlockInfo {
   adler32: number; // of the uncompressed bytes
 }
 
+/** Bytes this block occupies framed for squashfs: its zlib stream, or its raw bytes when kept raw. */
+export function framedSize(b: Pick<BlockInfo, 'csize' | 'usize' | 'flags'>): number {
+  return b.flags & FLAG_RAW ? b.usize : b.csize + ZLIB_FRAMING;
+}
+
 /** Bytes this block occupies as a deflate segment in a spliced view. */
 export function deflateSegmentSize(b: Pick<BlockInfo, 'csize' | 'usize' | 'flags'>): number {
   if (b.flags & FLAG_RAW) return b.usize + STORED_HEADER * Math.max(1, Math.ceil(b.usize / STORED_MAX));

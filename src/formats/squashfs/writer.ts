@@ -25,7 +25,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import { BlockInfo, FLAG_RAW, ZLIB_FRAMING, ZLIB_HEADER_LEN, ZLIB_TRAILER_LEN, zlibTrailer } from '../../pool/format';
+import { BlockInfo, FLAG_RAW, framedSize, ZLIB_HEADER_LEN, ZLIB_TRAILER_LEN, zlibTrailer } from '../../pool/format';
 import { Recipe, RecipeBuilder } from '../../recipe/recipe';
 import { Content, EntryType, floorSeconds, Inode, ROOT_INO, Tree } from '../../tree';
 import { UserError } from '../../util/errors';
@@ -327,7 +327,7 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
       const b = blocks[id - 1];
       if (!b || b.usize !== len) throw new Error(`${opts.name}: ${display(ino)}: pool block ${id} does not fit block ${k}`);
       const raw = (b.flags & FLAG_RAW) !== 0;
-      const onDisk = raw ? b.usize : b.csize + ZLIB_FRAMING;
+      const onDisk = framedSize(b);
       if (onDisk > BLOCK_SIZE || (!raw && onDisk >= b.usize)) throw new Error(`pool block ${id}: ${onDisk} bytes as a data block of ${b.usize}`);
       d.sizes[k] = raw ? b.usize | DATA_UNCOMPRESSED : onDisk;
       if (placed.has(id)) copies++;
