@@ -28,6 +28,33 @@ function parseLevel(v: string): number {
   return n;
 }
 
+/** --cache-size: "2G", "512M" or bytes; at least 16M. */
+export function parseCacheSize(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$/i.exec(v.trim());
+  const mult: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+  const bytes = m ? Math.floor(Number(m[1]) * mult[m[2].toUpperCase()]) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 16 * 2 ** 20) throw new UserError(`--cache-size ${v}: expected a size of at least 16M, such as 512M or 2G`);
+  return bytes;
+}
+
+/** Options of every command that opens an image, for images at a URL. */
+interface RemoteFlags {
+  ca?: string;
+  cacheDir?: string;
+  cacheSize?: number;
+}
+
+function withRemoteOptions(cmd: Command): Command {
+  return cmd
+    .option('--ca <file>', 'for an https:// image: PEM file of CA certificates to trust besides the system\'s')
+    .option('--cache-dir <dir>', 'for an http(s):// image: keep fetched bytes in this directory (default: in memory only)')
+    .option('--cache-size <size>', 'for an http(s):// image: cap of the cache (default 2G on disk, 256M in memory)', parseCacheSize);
+}
+
+function remoteOptions(o: RemoteFlags): import('./io/remote-source').RemoteSourceOptions {
+  return { ca: o.ca, cacheDir: o.cacheDir, cacheBytes: o.cacheSize };
+}
+
 function parseCacheMb(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 1) throw new UserError(`--cache-mb ${v}: expected a positive number`);
@@ -68,17 +95,17 @@ export function main(argv: string[]): void {
       if (!o.quiet) process.stderr.write(`uniso: wrote ${r.output} (${r.views.length} views)\n`);
     });
 
-  program.command('mount')
-    .description('mount a universal ISO (or its extracted directory) read-only with FUSE')
-    .argument('<image>', 'universal ISO or extracted directory')
+  withRemoteOptions(program.command('mount')
+    .description('mount a universal ISO (a file, an http(s):// URL, or its extracted directory) read-only with FUSE')
+    .argument('<image>', 'universal ISO, its URL, or extracted directory')
     .argument('<mountpoint>', 'existing empty directory')
     .option('-f, --foreground', 'stay in the foreground (default: detach once mounted)')
     .option('--allow-other', 'let other users (and NFS servers) access the mount')
     .option('--cache-mb <n>', 'size of the block cache in MiB', parseCacheMb, 48)
-    .option('--nfs <addr:port>', 'also export the mount over NFS v3/v4 (NFS-Ganesha), e.g. 0.0.0.0:2049')
-    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: number; nfs?: string }) => {
+    .option('--nfs <addr:port>', 'also export the mount over NFS v3/v4 (NFS-Ganesha), e.g. 0.0.0.0:2049'))
+    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: number; nfs?: string } & RemoteFlags) => {
       const { mountCommand } = await import('./fuse/control');
-      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: o.cacheMb, nfs: o.nfs });
+      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: o.cacheMb, nfs: o.nfs, remote: remoteOptions(o) });
     });
 
   program.command('status')
@@ -98,53 +125,54 @@ export function main(argv: string[]): void {
       await umountCommand(mnt);
     });
 
-  program.command('serve')
+  withRemoteOptions(program.command('serve')
     .description('serve the files of a universal ISO over HTTP (Range, HEAD, indexes); no FUSE needed')
-    .argument('<image>', 'universal ISO or extracted directory')
+    .argument('<image>', 'universal ISO, its URL, or extracted directory')
     .requiredOption('--http <addr:port>', 'where to listen, e.g. 0.0.0.0:8080')
     .option('--cache-mb <n>', 'size of the block cache in MiB', parseCacheMb, 48)
-    .option('-q, --quiet', 'no log lines')
-    .action(async (image: string, o: { http: string; cacheMb: number; quiet?: boolean }) => {
+    .option('-q, --quiet', 'no log lines'))
+    .action(async (image: string, o: { http: string; cacheMb: number; quiet?: boolean } & RemoteFlags) => {
       const { serve } = await import('./commands/serve');
-      await serve(image, o.http, { cacheMb: o.cacheMb, quiet: o.quiet });
+      await serve(image, o.http, { cacheMb: o.cacheMb, quiet: o.quiet, remote: remoteOptions(o) });
     });
 
-  program.command('ls')
+  withRemoteOptions(program.command('ls')
     .description('list the files of a universal ISO')
     .argument('<image>')
     .option('-l, --long', 'with sizes')
-    .option('--json', 'JSON output')
-    .action(async (image: string, o: { long?: boolean; json?: boolean }) => {
+    .option('--json', 'JSON output'))
+    .action(async (image: string, o: { long?: boolean; json?: boolean } & RemoteFlags) => {
       const { ls } = await import('./commands/inspect');
-      await ls(image, o);
+      await ls(image, o, { remote: remoteOptions(o) });
     });
 
-  program.command('info')
+  withRemoteOptions(program.command('info')
     .description('describe a universal ISO: appliance, pool, trees, views')
     .argument('<image>')
-    .option('--json', 'JSON output')
-    .action(async (image: string, o: { json?: boolean }) => {
+    .option('--json', 'JSON output'))
+    .action(async (image: string, o: { json?: boolean } & RemoteFlags) => {
       const { info } = await import('./commands/inspect');
-      await info(image, o);
+      await info(image, o, { remote: remoteOptions(o) });
     });
 
-  program.command('extract')
+  withRemoteOptions(program.command('extract')
     .description('copy one file out of a universal ISO without mounting it')
     .argument('<image>')
     .argument('<path>', 'e.g. proxmox/debian-12-turnkey-core_18.0-1_amd64.tar.gz')
     .requiredOption('-o, --output <file>', 'where to write ("-" for stdout)')
-    .action(async (image: string, p: string, o: { output: string }) => {
+    .option('-q, --quiet', 'no progress output (shown for an http(s):// image)'))
+    .action(async (image: string, p: string, o: { output: string; quiet?: boolean } & RemoteFlags) => {
       const { extract } = await import('./commands/extract');
-      await extract(image, p, o.output);
+      await extract(image, p, o.output, { remote: remoteOptions(o) }, !!o.quiet);
     });
 
-  program.command('verify')
+  withRemoteOptions(program.command('verify')
     .description('check every pool block and every view checksum')
     .argument('<image>')
-    .option('-q, --quiet', 'no progress output')
-    .action(async (image: string, o: { quiet?: boolean }) => {
+    .option('-q, --quiet', 'no progress output'))
+    .action(async (image: string, o: { quiet?: boolean } & RemoteFlags) => {
       const { verify } = await import('./commands/verify');
-      await verify(image, o);
+      await verify(image, o, { remote: remoteOptions(o) });
     });
 
   program.parseAsync(argv).catch((e: unknown) => {

@@ -5,7 +5,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openImage } from '../image/open';
+import { openImage, OpenOptions } from '../image/open';
+import { Progress } from '../util/progress';
 import { Namespace } from '../image/namespace';
 import { checkOutputDir, commitOutput, isSpecialOutput, removeQuietly, tempNameFor } from '../util/atomic';
 import { describeErrno, fileError, UserError } from '../util/errors';
@@ -24,10 +25,10 @@ function writeAll(fd: number, buf: Buffer): void {
   }
 }
 
-export async function extract(image: string, viewPath: string, output: string): Promise<void> {
+export async function extract(image: string, viewPath: string, output: string, open: OpenOptions = {}, quiet = false): Promise<void> {
   const toStdout = output === '-';
   if (!toStdout) checkOutputDir(output);
-  const img = await openImage(image);
+  const img = await openImage(image, open);
   let tmp: string | undefined;
   try {
     const ns = new Namespace(img.catalog, img.blocks);
@@ -53,6 +54,9 @@ export async function extract(image: string, viewPath: string, output: string): 
       tmp = tempNameFor(path.resolve(output));
       fd = fs.openSync(tmp, 'w');
     }
+    // a remote image's view may take a while: say how far it is
+    const progress = new Progress(!!img.remote && !quiet);
+    progress.phase(`${viewPath}`, src.size);
     try {
       const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
       let off = 0;
@@ -66,11 +70,13 @@ export async function extract(image: string, viewPath: string, output: string): 
         pending = off < src.size ? src.pread(bufs[cur].subarray(0, Math.min(CHUNK, src.size - off)), off) : undefined;
         try {
           writeAll(fd, buf.subarray(0, n));
+          progress.add(n);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code === 'EPIPE') throw new UserError('output pipe closed');
           throw e;
         }
       }
+      progress.end();
     } finally {
       if (!toStdout) fs.closeSync(fd);
     }

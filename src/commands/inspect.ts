@@ -1,10 +1,10 @@
 // `uniso ls` and `uniso info`: what an image holds, without mounting it.
 
-import { openImage } from '../image/open';
+import { openImage, OpenOptions } from '../image/open';
 import { fmtBytes } from '../util/progress';
 
-export async function ls(image: string, opts: { json?: boolean; long?: boolean }): Promise<void> {
-  const img = await openImage(image);
+export async function ls(image: string, opts: { json?: boolean; long?: boolean }, open: OpenOptions = {}): Promise<void> {
+  const img = await openImage(image, open);
   try {
     const views = img.catalog.views();
     if (opts.json) {
@@ -23,8 +23,8 @@ export async function ls(image: string, opts: { json?: boolean; long?: boolean }
   }
 }
 
-export async function info(image: string, opts: { json?: boolean }): Promise<void> {
-  const img = await openImage(image);
+export async function info(image: string, opts: { json?: boolean }, open: OpenOptions = {}): Promise<void> {
+  const img = await openImage(image, open);
   try {
     const c = img.catalog;
     const meta = c.allMeta();

@@ -2,14 +2,15 @@
 // (no FUSE needed) until SIGINT/SIGTERM.
 
 import { openImage } from '../image/open';
+import { RemoteSourceOptions } from '../io/remote-source';
 import { HttpServer } from '../serve/http';
 import { listenError, parseListen } from '../serve/listen';
 
 
-export async function serve(image: string, listen: string, opts: { cacheMb: number; quiet?: boolean }): Promise<void> {
+export async function serve(image: string, listen: string, opts: { cacheMb: number; quiet?: boolean; remote?: RemoteSourceOptions }): Promise<void> {
   const { host, port } = parseListen(listen, '--http');
-  const img = await openImage(image, { cacheBytes: opts.cacheMb << 20 });
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} uniso serve: ${line}\n`);
+  const img = await openImage(image, { cacheBytes: opts.cacheMb << 20, remote: { ...opts.remote, log } });
   const server = new HttpServer(img, { log });
   try {
     await server.listen(host, port);

@@ -5,14 +5,14 @@
 // the views read only the first copy of each block, not the zlib framing
 // or the blocks written twice, which the kernel reads when booting live).
 
-import { openImage } from '../image/open';
+import { openImage, OpenOptions } from '../image/open';
 import { Namespace } from '../image/namespace';
 import { sha256Source } from '../util/hash';
 import { Progress } from '../util/progress';
 import { UserError } from '../util/errors';
 
-export async function verify(image: string, opts: { quiet?: boolean }): Promise<void> {
-  const img = await openImage(image, { cacheBytes: 8 << 20 });
+export async function verify(image: string, opts: { quiet?: boolean }, open: OpenOptions = {}): Promise<void> {
+  const img = await openImage(image, { ...open, cacheBytes: 8 << 20 });
   const progress = new Progress(!opts.quiet);
   const problems: string[] = [];
   try {

@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
-import { openImage } from '../image/open';
+import { isUrl, openImage } from '../image/open';
+import { displayUrl } from '../io/http-client';
+import { RemoteSourceOptions } from '../io/remote-source';
 import { Daemon } from './daemon';
 import { fileError, UserError } from '../util/errors';
 import { NfsExport, NFS_PSEUDO_PATH as NFS_PATH, checkNfsTools, checkPortFree } from '../serve/nfs';
@@ -20,6 +22,7 @@ export interface MountOptions {
   allowOther: boolean;
   cacheMb: number;
   nfs?: string; // ADDR:PORT to export the mount over NFS (ganesha)
+  remote?: RemoteSourceOptions; // an http(s):// image: CA file, disk cache
 }
 
 interface MountState {
@@ -176,6 +179,10 @@ function daemonArgs(image: string, mnt: string, opts: MountOptions): string[] {
   const args = [...DAEMON_NODE_FLAGS, process.argv[1], 'mount', '--foreground', '--cache-mb', String(opts.cacheMb)];
   if (opts.allowOther) args.push('--allow-other');
   if (opts.nfs) args.push('--nfs', opts.nfs);
+  const r = opts.remote;
+  if (r?.ca) args.push('--ca', path.resolve(r.ca));
+  if (r?.cacheDir) args.push('--cache-dir', path.resolve(r.cacheDir));
+  if (r?.cacheBytes) args.push('--cache-size', String(r.cacheBytes));
   return [...args, image, mnt];
 }
 
@@ -245,7 +252,7 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} uniso[${process.pid}]: ${line}\n`);
   let img;
   try {
-    img = await openImage(image, { cacheBytes: opts.cacheMb << 20 });
+    img = await openImage(image, { cacheBytes: opts.cacheMb << 20, remote: { ...opts.remote, log } });
   } catch (e) {
     report(`error ${(e as Error).message}`);
     throw e;
@@ -260,7 +267,7 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
     throw new UserError(msg);
   }
   raiseKernelReadahead(mnt, log);
-  const state: MountState = { pid: process.pid, mountpoint: mnt, image: path.resolve(image), log: logFile ?? '' };
+  const state: MountState = { pid: process.pid, mountpoint: mnt, image: isUrl(image) ? displayUrl(image) : path.resolve(image), log: logFile ?? '' };
   let nfs: NfsExport | undefined;
   if (opts.nfs) {
     const { host, port } = parseListen(opts.nfs, '--nfs');

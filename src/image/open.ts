@@ -1,6 +1,7 @@
 // Opens a universal image for reading: a universal ISO (files located with
-// the ISO 9660 reader, read in place) or a directory holding its extracted
-// contents (DIR/uniso/..., DIR/casper/...). Checks the manifest and the
+// the ISO 9660 reader, read in place), the same at an http(s):// URL (read
+// through a RemoteSource: only what is read crosses the network), or a
+// directory holding its extracted contents (DIR/uniso/..., DIR/casper/...). Checks the manifest and the
 // catalog checksum, opens the catalog (from a temporary copy, deleted at
 // once, when it lies inside an ISO) and sets up the pool's block store over
 // the pool's files (the live squashfs, then the side pool) read as one.
@@ -9,7 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { ByteSource, FileSource, preadFully, readAllBytes } from '../io/source';
+import { ByteSource, concatSources, FileSource, preadFully, readAllBytes, SliceableSource } from '../io/source';
+import { RemoteSource, RemoteSourceOptions } from '../io/remote-source';
 import { IsoImage, looksLikeIso } from '../iso/iso9660';
 import { Catalog } from '../catalog/reader';
 import { BlockStore } from '../pool/reader';
@@ -22,12 +24,21 @@ export interface OpenImage {
   catalog: Catalog;
   blocks: BlockStore;
   /** the pool's files read one after another (manifest.pool.parts) */
-  pool: FileSource;
+  pool: SliceableSource;
+  /** the image's bytes, when it is read from a URL */
+  remote?: RemoteSource;
   close(): void;
 }
 
 export interface OpenOptions {
   cacheBytes?: number;
+  /** how an http(s):// image is read: CA file, disk cache, log */
+  remote?: RemoteSourceOptions;
+}
+
+/** An image given as an http:// or https:// URL. */
+export function isUrl(p: string): boolean {
+  return /^https?:\/\//i.test(p);
 }
 
 function parseManifest(data: Buffer, where: string): Manifest {
@@ -115,21 +126,23 @@ async function openCatalog(src: ByteSource, file: string | undefined, sha256: st
 }
 
 export async function openImage(p: string, opts: OpenOptions = {}): Promise<OpenImage> {
-  let st: fs.Stats;
+  const url = isUrl(p);
+  let st: fs.Stats | undefined;
   try {
-    st = fs.statSync(p);
+    if (!url) st = fs.statSync(p);
   } catch (e) {
     throw fileError(p, describeErrno(e));
   }
   let manifest: Manifest;
   let catalogSrc: ByteSource;
-  const poolParts: FileSource[] = [];
+  let remote: RemoteSource | undefined;
+  const poolParts: SliceableSource[] = [];
   let catalogFile: string | undefined; // the catalog as a file of its own (an extracted image)
   const closers: (() => void)[] = [];
   const truncated = (part: PoolPart, size: number) =>
     fileError(p, `pool file /${part.path} is truncated (${size} bytes, manifest says ${part.size})`);
   try {
-    if (st.isDirectory()) {
+    if (st?.isDirectory()) {
       // DIR is the extracted ISO, or its uniso/ directory
       const root = fs.existsSync(path.join(p, UNISO_DIR, MANIFEST_NAME)) ? p : path.dirname(path.resolve(p));
       const dir = path.join(root, UNISO_DIR);
@@ -153,8 +166,16 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
         poolParts.push(src.slice(0, part.size));
       }
     } else {
-      const src = FileSource.open(p);
-      closers.push(() => src.close());
+      let src: ByteSource;
+      if (url) {
+        const r = await RemoteSource.open(p, opts.remote);
+        closers.push(() => r.close());
+        src = remote = r;
+      } else {
+        const f = FileSource.open(p);
+        closers.push(() => f.close());
+        src = f;
+      }
       if (!(await looksLikeIso(src))) throw fileError(p, 'not a universal ISO (not an ISO 9660 image)');
       const iso = await IsoImage.open(src, p);
       const find = async (name: string, what: string) => {
@@ -173,12 +194,12 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
     if (catalogSrc.size !== manifest.catalog.size) {
       throw fileError(p, `catalog is damaged (${catalogSrc.size} bytes, manifest says ${manifest.catalog.size})`);
     }
-    const pool = FileSource.concat(`${p}: pool`, poolParts);
+    const pool = concatSources(`${p}: pool`, poolParts);
     const catalog = await openCatalog(catalogSrc, catalogFile, manifest.catalog.sha256, p);
     closers.push(() => catalog.close());
     const blocks = new BlockStore(pool, catalog.blockTable(manifest.pool.size), { name: `${p}: pool`, cacheBytes: opts.cacheBytes });
     return {
-      path: p, manifest, catalog, blocks, pool,
+      path: p, manifest, catalog, blocks, pool, remote,
       close: () => { for (const c of closers.reverse()) c(); },
     };
   } catch (e) {

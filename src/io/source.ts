@@ -33,6 +33,16 @@ export interface ByteSource {
   extents?(): (Extent & { at: number })[];
 }
 
+/**
+ * A source that hands out sub-ranges of itself as sources: a local file
+ * (FileSource) or a remote image (RangesSource over an HTTP source). The
+ * ISO reader, the image opener and verify need no more than this.
+ */
+export interface SliceableSource extends ByteSource {
+  readonly name: string;
+  slice(offset: number, length: number, name?: string): SliceableSource;
+}
+
 /** Most buffers one preadCached() call takes (the addon's limit). */
 const READ_CACHED_MAX_BUFS = 64;
 
@@ -79,7 +89,7 @@ export interface Extent {
  * pieces of several files one after another (the pool of an extracted
  * image: its squashfs, then the side pool).
  */
-export class FileSource implements ByteSource {
+export class FileSource implements SliceableSource {
   readonly size: number;
   private readonly ext: Extent[];
   private readonly starts: number[] = []; // logical start of each extent
@@ -209,6 +219,88 @@ export class FileSource implements ByteSource {
     if (!this.owned) return;
     try { fs.closeSync(this.fd); } catch { /* already closed */ }
   }
+}
+
+/**
+ * [pos, len] ranges of another source read one after another, as a source
+ * of its own: a file inside a remote ISO, or the pool's files on it. What
+ * FileSource is for local files, without file descriptors (so without the
+ * addon's fast paths, which need them).
+ */
+export class RangesSource implements SliceableSource {
+  readonly size: number;
+  private readonly starts: number[] = [];
+
+  constructor(readonly base: ByteSource, readonly name: string, private readonly ranges: readonly [number, number][]) {
+    let s = 0;
+    for (const [pos, len] of ranges) {
+      if (pos < 0 || len < 0 || pos + len > base.size) throw new Error(`${name}: range ${pos}+${len} beyond the end of the source`);
+      this.starts.push(s);
+      s += len;
+    }
+    this.size = s;
+  }
+
+  /** `parts` (ranges of one base source) one after another, as one source. */
+  static concat(name: string, parts: RangesSource[]): RangesSource {
+    if (!parts.length) throw new Error(`${name}: nothing to concatenate`);
+    const base = parts[0].base;
+    if (parts.some((p) => p.base !== base)) throw new Error(`${name}: parts of different sources`);
+    return new RangesSource(base, name, parts.flatMap((p) => p.ranges));
+  }
+
+  async pread(buf: Buffer, offset: number): Promise<number> {
+    const len = Math.max(0, Math.min(buf.length, this.size - offset));
+    let done = 0;
+    for (let i = len > 0 ? lastAtOrBefore(this.starts, offset) : this.ranges.length; done < len && i < this.ranges.length; i++) {
+      const [pos, rlen] = this.ranges[i];
+      const within = offset + done - this.starts[i];
+      const n = Math.min(len - done, rlen - within);
+      const got = await this.base.pread(buf.subarray(done, done + n), pos + within);
+      done += got;
+      if (got < n) break;
+    }
+    return done;
+  }
+
+  preadv(bufs: Buffer[], offset: number): Promise<number> {
+    return preadEach(this, bufs, offset);
+  }
+
+  willNeed(offset: number, len: number): void {
+    if (!this.base.willNeed || len <= 0 || offset >= this.size) return;
+    const end = Math.min(this.size, offset + len);
+    for (let i = lastAtOrBefore(this.starts, offset); i < this.ranges.length && this.starts[i] < end; i++) {
+      const [pos, rlen] = this.ranges[i];
+      const from = Math.max(offset, this.starts[i]) - this.starts[i];
+      const to = Math.min(end - this.starts[i], rlen);
+      if (to > from) this.base.willNeed(pos + from, to - from);
+    }
+  }
+
+  slice(offset: number, length: number, name = this.name): RangesSource {
+    const out: [number, number][] = [];
+    let at = offset;
+    let left = length;
+    while (left > 0) {
+      const i = lastAtOrBefore(this.starts, at);
+      const [pos, rlen] = this.ranges[i];
+      const within = at - this.starts[i];
+      const n = Math.min(left, rlen - within);
+      if (n <= 0 || at >= this.size) throw new Error(`${name}: range beyond the end of ${this.name}`);
+      out.push([pos + within, n]);
+      at += n;
+      left -= n;
+    }
+    return new RangesSource(this.base, name, out);
+  }
+}
+
+/** `parts` one after another as one source: files (FileSource.concat) or ranges of one remote source. */
+export function concatSources(name: string, parts: SliceableSource[]): SliceableSource {
+  if (parts.length && parts.every((p) => p instanceof FileSource)) return FileSource.concat(name, parts as FileSource[]);
+  if (parts.length && parts.every((p) => p instanceof RangesSource)) return RangesSource.concat(name, parts as RangesSource[]);
+  throw new Error(`${name}: cannot concatenate these sources`);
 }
 
 /** Read up to `len` bytes into buf[off..] at `pos`, looping over short reads; the count (short at EOF). */

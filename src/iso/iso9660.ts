@@ -3,7 +3,7 @@
 // (following SUSP CE continuation areas). Falls back to ISO 9660 names
 // (";1" version stripped, lower-cased) when there is no Rock Ridge.
 
-import { ByteSource, FileSource, preadFully } from '../io/source';
+import { ByteSource, FileSource, preadFully, RangesSource, SliceableSource } from '../io/source';
 import { fileError } from '../util/errors';
 
 // ---- on-disk constants -------------------------------------------------
@@ -38,9 +38,9 @@ export class IsoImage {
   private suspSkip = 0;
   private rockRidge = false;
 
-  private constructor(readonly src: FileSource, readonly name: string, private readonly root: IsoEntry) {}
+  private constructor(readonly src: ByteSource, readonly name: string, private readonly root: IsoEntry) {}
 
-  static async open(src: FileSource, name: string): Promise<IsoImage> {
+  static async open(src: ByteSource, name: string): Promise<IsoImage> {
     if (src.size < (VD_START + 2) * SECTOR) throw fileError(name, 'not an ISO 9660 image (too small)');
     let root: IsoEntry | undefined;
     for (let i = VD_START; i < VD_START + 64; i++) {
@@ -78,7 +78,8 @@ export class IsoImage {
     const hit = this.dirCache.get(key);
     if (hit) return hit;
     const data = Buffer.alloc(dir.size);
-    await preadFully(this.src.slice(dir.extents[0][0], dir.size), data, 0, this.name);
+    if (dir.extents[0][0] + dir.size > this.src.size) throw fileError(this.name, 'an ISO directory extends beyond the end of the image (truncated ISO)');
+    await preadFully(this.src, data, dir.extents[0][0], this.name);
     const out: IsoEntry[] = [];
     let pending: IsoEntry | undefined;
     for (let sec = 0; sec < data.length; sec += SECTOR) {
@@ -153,11 +154,12 @@ export class IsoImage {
   }
 
   /** The bytes of a file as a source (following its extents). */
-  open(entry: IsoEntry, label = entry.name): FileSource {
+  open(entry: IsoEntry, label = entry.name): SliceableSource {
     for (const [off, len] of entry.extents) {
       if (off + len > this.src.size) throw fileError(this.name, `${label} extends beyond the end of the image (truncated ISO)`);
     }
-    return new FileSource(this.src.fd, `${this.name}:${label}`, entry.extents);
+    const name = `${this.name}:${label}`;
+    return this.src instanceof FileSource ? new FileSource(this.src.fd, name, entry.extents) : new RangesSource(this.src, name, entry.extents);
   }
 }
 
