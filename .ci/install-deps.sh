@@ -16,6 +16,9 @@ PACKAGES=(
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils wget curl
   # make bench: the bench tree (debootstrap), its timing (GNU time) and the squashfuse baseline
   debootstrap time squashfuse
+  # reading a universal ISO from a URL: the tests' web server and their TLS CA (nginx, openssl; test/lib/nginx.ts
+  # runs its own, not the package's service) and the httpdirfs baseline of make bench
+  nginx openssl httpdirfs
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -27,3 +30,12 @@ if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Debian's nginx package starts its own service on port 80 where services may start: stop and disable it
+if [[ " ${missing[*]} " == *" nginx "* ]]; then
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now nginx.service >/dev/null 2>&1 || true
+  else
+    $SUDO service nginx stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
+  fi
+fi
