@@ -7,6 +7,9 @@ import { UserError } from './util/errors';
 /** libdeflate's levels (10 to 12 search near-optimal matches). */
 const LEVEL_MAX = 12;
 
+const TRUST_FLAGS = '--trust <pubkey>';
+const TRUST_HELP = 'refuse the image unless its manifest is signed by this Ed25519 public key (PREFIX.pub)';
+
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
@@ -53,9 +56,10 @@ export function main(argv: string[]): void {
     .option('--ovf-sha1', 'SHA1 manifest for old ESXi (default: SHA256)')
     .option('--formats <list>', 'build only these formats (comma-separated: ovf,vmdk,raw,qcow2,vhd,openvz,opennode,proxmox,xen,lxc,docker)')
     .option('--keep-squashfs', "keep the input ISO's squashfs byte for byte (the pool goes beside it: about twice the size)")
+    .option('--sign <keyfile>', 'sign the manifest with this Ed25519 private key (PREFIX.key from uniso key generate)')
     .option('-q, --quiet', 'no progress output')
     .action(async (input: string, o: { output: string; name?: string; variant: string[]; overlay: string[]; level: number;
-      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; keepSquashfs?: boolean; quiet?: boolean }) => {
+      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; keepSquashfs?: boolean; sign?: string; quiet?: boolean }) => {
       const { build, parseFamilyOption, parseFormats } = await import('./build');
       const memoryMb = Number(o.memory);
       if (!Number.isInteger(memoryMb) || memoryMb < 64 || memoryMb > 4 * 1024 * 1024) throw new UserError(`--memory ${o.memory}: expected MB between 64 and 4194304`);
@@ -63,7 +67,7 @@ export function main(argv: string[]): void {
         input, output: o.output, name: o.name, level: o.level, quiet: !!o.quiet,
         variants: parseFamilyOption(o.variant, '--variant'), overlays: parseFamilyOption(o.overlay, '--overlay'),
         diskSize: parseSize(o.diskSize, '--disk-size'), memoryMb, ovfSha1: !!o.ovfSha1, formats: parseFormats(o.formats),
-        keepSquashfs: !!o.keepSquashfs,
+        keepSquashfs: !!o.keepSquashfs, sign: o.sign,
       });
       if (!o.quiet) process.stderr.write(`uniso: wrote ${r.output} (${r.views.length} views)\n`);
     });
@@ -76,9 +80,10 @@ export function main(argv: string[]): void {
     .option('--allow-other', 'let other users (and NFS servers) access the mount')
     .option('--cache-mb <n>', 'size of the block cache in MiB', parseCacheMb, 48)
     .option('--nfs <addr:port>', 'also export the mount over NFS v3/v4 (NFS-Ganesha), e.g. 0.0.0.0:2049')
-    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: number; nfs?: string }) => {
+    .option(TRUST_FLAGS, TRUST_HELP)
+    .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: number; nfs?: string; trust?: string }) => {
       const { mountCommand } = await import('./fuse/control');
-      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: o.cacheMb, nfs: o.nfs });
+      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: o.cacheMb, nfs: o.nfs, trust: o.trust });
     });
 
   program.command('status')
@@ -104,9 +109,10 @@ export function main(argv: string[]): void {
     .requiredOption('--http <addr:port>', 'where to listen, e.g. 0.0.0.0:8080')
     .option('--cache-mb <n>', 'size of the block cache in MiB', parseCacheMb, 48)
     .option('-q, --quiet', 'no log lines')
-    .action(async (image: string, o: { http: string; cacheMb: number; quiet?: boolean }) => {
+    .option(TRUST_FLAGS, TRUST_HELP)
+    .action(async (image: string, o: { http: string; cacheMb: number; quiet?: boolean; trust?: string }) => {
       const { serve } = await import('./commands/serve');
-      await serve(image, o.http, { cacheMb: o.cacheMb, quiet: o.quiet });
+      await serve(image, o.http, { cacheMb: o.cacheMb, quiet: o.quiet, trust: o.trust });
     });
 
   program.command('ls')
@@ -114,16 +120,18 @@ export function main(argv: string[]): void {
     .argument('<image>')
     .option('-l, --long', 'with sizes')
     .option('--json', 'JSON output')
-    .action(async (image: string, o: { long?: boolean; json?: boolean }) => {
+    .option(TRUST_FLAGS, TRUST_HELP)
+    .action(async (image: string, o: { long?: boolean; json?: boolean; trust?: string }) => {
       const { ls } = await import('./commands/inspect');
       await ls(image, o);
     });
 
   program.command('info')
-    .description('describe a universal ISO: appliance, pool, trees, views')
+    .description('describe a universal ISO: appliance, signature, pool, trees, views')
     .argument('<image>')
     .option('--json', 'JSON output')
-    .action(async (image: string, o: { json?: boolean }) => {
+    .option(TRUST_FLAGS, TRUST_HELP)
+    .action(async (image: string, o: { json?: boolean; trust?: string }) => {
       const { info } = await import('./commands/inspect');
       await info(image, o);
     });
@@ -133,18 +141,30 @@ export function main(argv: string[]): void {
     .argument('<image>')
     .argument('<path>', 'e.g. proxmox/debian-12-turnkey-core_18.0-1_amd64.tar.gz')
     .requiredOption('-o, --output <file>', 'where to write ("-" for stdout)')
-    .action(async (image: string, p: string, o: { output: string }) => {
+    .option(TRUST_FLAGS, TRUST_HELP)
+    .action(async (image: string, p: string, o: { output: string; trust?: string }) => {
       const { extract } = await import('./commands/extract');
-      await extract(image, p, o.output);
+      await extract(image, p, o.output, { trust: o.trust });
     });
 
   program.command('verify')
     .description('check every pool block and every view checksum')
     .argument('<image>')
     .option('-q, --quiet', 'no progress output')
-    .action(async (image: string, o: { quiet?: boolean }) => {
+    .option(TRUST_FLAGS, TRUST_HELP)
+    .action(async (image: string, o: { quiet?: boolean; trust?: string }) => {
       const { verify } = await import('./commands/verify');
       await verify(image, o);
+    });
+
+  const key = program.command('key').description('Ed25519 keys for signing universal ISOs (build --sign, --trust)');
+  key.command('generate')
+    .description('write a new key pair: PREFIX.key (private, mode 0600: keep it off the mirror) and PREFIX.pub (for --trust)')
+    .argument('<prefix>', 'e.g. turnkey-release')
+    .action(async (prefix: string) => {
+      const { keyGenerate } = await import('./commands/key');
+      const r = keyGenerate(prefix);
+      process.stderr.write(`uniso: wrote ${r.key} and ${r.pub} (key ${r.fingerprint})\n`);
     });
 
   program.parseAsync(argv).catch((e: unknown) => {

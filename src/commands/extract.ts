@@ -24,10 +24,10 @@ function writeAll(fd: number, buf: Buffer): void {
   }
 }
 
-export async function extract(image: string, viewPath: string, output: string): Promise<void> {
+export async function extract(image: string, viewPath: string, output: string, opts: { trust?: string } = {}): Promise<void> {
   const toStdout = output === '-';
   if (!toStdout) checkOutputDir(output);
-  const img = await openImage(image);
+  const img = await openImage(image, { trust: opts.trust });
   let tmp: string | undefined;
   try {
     const ns = new Namespace(img.catalog, img.blocks);

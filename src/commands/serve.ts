@@ -6,9 +6,9 @@ import { HttpServer } from '../serve/http';
 import { listenError, parseListen } from '../serve/listen';
 
 
-export async function serve(image: string, listen: string, opts: { cacheMb: number; quiet?: boolean }): Promise<void> {
+export async function serve(image: string, listen: string, opts: { cacheMb: number; quiet?: boolean; trust?: string }): Promise<void> {
   const { host, port } = parseListen(listen, '--http');
-  const img = await openImage(image, { cacheBytes: opts.cacheMb << 20 });
+  const img = await openImage(image, { cacheBytes: opts.cacheMb << 20, trust: opts.trust });
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} uniso serve: ${line}\n`);
   const server = new HttpServer(img, { log });
   try {

@@ -20,6 +20,7 @@ export interface MountOptions {
   allowOther: boolean;
   cacheMb: number;
   nfs?: string; // ADDR:PORT to export the mount over NFS (ganesha)
+  trust?: string; // public key file the image's signature must verify with
 }
 
 interface MountState {
@@ -176,6 +177,7 @@ function daemonArgs(image: string, mnt: string, opts: MountOptions): string[] {
   const args = [...DAEMON_NODE_FLAGS, process.argv[1], 'mount', '--foreground', '--cache-mb', String(opts.cacheMb)];
   if (opts.allowOther) args.push('--allow-other');
   if (opts.nfs) args.push('--nfs', opts.nfs);
+  if (opts.trust !== undefined) args.push('--trust', opts.trust);
   return [...args, image, mnt];
 }
 
@@ -245,7 +247,7 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} uniso[${process.pid}]: ${line}\n`);
   let img;
   try {
-    img = await openImage(image, { cacheBytes: opts.cacheMb << 20 });
+    img = await openImage(image, { cacheBytes: opts.cacheMb << 20, trust: opts.trust });
   } catch (e) {
     report(`error ${(e as Error).message}`);
     throw e;
