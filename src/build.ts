@@ -3,8 +3,9 @@
 // base tree's live squashfs, whose data blocks are the pool blocks, and a
 // side pool for the blocks only other trees have), compile every format's
 // views into recipes, checksum them, write the catalog, and assemble the
-// universal ISO. All intermediate files live in a temp directory beside the
-// output, which is renamed into place only when everything succeeded.
+// universal ISO (with --sign, its manifest signed: src/image/signature.ts).
+// All intermediate files live in a temp directory beside the output, which
+// is renamed into place only when everything succeeded.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -31,8 +32,9 @@ import { IsoImage } from './iso/iso9660';
 import { Replaced, rewriteDescriptions } from './iso/descriptions';
 import { FileSource } from './io/source';
 import {
-  CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME, PoolPart, ROOTFS_SQUASHFS_NAME, UNISO_DIR,
+  CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME, PoolPart, ROOTFS_SQUASHFS_NAME, SIGNATURE_NAME, UNISO_DIR,
 } from './image/layout';
+import { loadSigningKey, signManifest } from './image/signature';
 import { HashPool } from './util/hash-recipe';
 import { Progress } from './util/progress';
 import { checkOutputDir, commitOutput, isSpecialOutput, removeQuietly, tempNameFor } from './util/atomic';
@@ -53,6 +55,8 @@ export interface BuildOptions {
   formats?: string[];
   /** keep the input ISO's squashfs byte for byte, the whole pool beside it (ISO inputs only) */
   keepSquashfs?: boolean;
+  /** a private key file (PEM, Ed25519): the manifest is signed with it (/uniso/uniso.json.sig) */
+  sign?: string;
 }
 
 export interface BuildResult {
@@ -130,6 +134,7 @@ interface PoolLayout {
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const output = path.resolve(opts.output);
   checkInputs(opts, output);
+  const signingKey = opts.sign !== undefined ? loadSigningKey(opts.sign) : undefined; // a bad key fails before the long build
   const progress = new Progress(!opts.quiet);
   const tmp = fs.mkdtempSync(path.join(path.dirname(output), `.uniso-build-`));
   const isoTmp = tempNameFor(output);
@@ -204,7 +209,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       catalog: { file: CATALOG_NAME, size: catBytes.length, sha256: crypto.createHash('sha256').update(catBytes).digest('hex') },
       pool: { size: poolSize, parts: layout.parts.map((p) => p.part) },
     };
-    fs.writeFileSync(path.join(stageDir, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
+    const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
+    fs.writeFileSync(path.join(stageDir, MANIFEST_NAME), manifestBytes);
+    if (signingKey) fs.writeFileSync(path.join(stageDir, SIGNATURE_NAME), signManifest(manifestBytes, signingKey));
     await assembleIso(b, trees, layout, names, Number(mtimeSec), isoTmp);
     commitOutput(isoTmp, output);
     progress.end();

@@ -7,6 +7,9 @@ import { UserError } from './util/errors';
 /** libdeflate's levels (10 to 12 search near-optimal matches). */
 const LEVEL_MAX = 12;
 
+const TRUST_FLAGS = '--trust <pubkey>';
+const TRUST_HELP = 'refuse the image unless its manifest is signed by this Ed25519 public key (PREFIX.pub)';
+
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
@@ -42,10 +45,13 @@ interface RemoteFlags {
   ca?: string;
   cacheDir?: string;
   cacheSize?: number;
+  trust?: string;
 }
 
+/** The options of every command that opens an image: --trust, and how an image at a URL is read. */
 function withRemoteOptions(cmd: Command): Command {
   return cmd
+    .option(TRUST_FLAGS, TRUST_HELP)
     .option('--ca <file>', 'for an https:// image: PEM file of CA certificates to trust besides the system\'s')
     .option('--cache-dir <dir>', 'for an http(s):// image: keep fetched bytes in this directory (default: in memory only)')
     .option('--cache-size <size>', 'for an http(s):// image: cap of the cache (default 2G on disk, 256M in memory)', parseCacheSize);
@@ -53,6 +59,10 @@ function withRemoteOptions(cmd: Command): Command {
 
 function remoteOptions(o: RemoteFlags): import('./io/remote-source').RemoteSourceOptions {
   return { ca: o.ca, cacheDir: o.cacheDir, cacheBytes: o.cacheSize };
+}
+
+function openOptions(o: RemoteFlags): import('./image/open').OpenOptions {
+  return { remote: remoteOptions(o), trust: o.trust };
 }
 
 function parseCacheMb(v: string): number {
@@ -80,9 +90,10 @@ export function main(argv: string[]): void {
     .option('--ovf-sha1', 'SHA1 manifest for old ESXi (default: SHA256)')
     .option('--formats <list>', 'build only these formats (comma-separated: ovf,vmdk,raw,qcow2,vhd,openvz,opennode,proxmox,xen,lxc,docker)')
     .option('--keep-squashfs', "keep the input ISO's squashfs byte for byte (the pool goes beside it: about twice the size)")
+    .option('--sign <keyfile>', 'sign the manifest with this Ed25519 private key (PREFIX.key from uniso key generate)')
     .option('-q, --quiet', 'no progress output')
     .action(async (input: string, o: { output: string; name?: string; variant: string[]; overlay: string[]; level: number;
-      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; keepSquashfs?: boolean; quiet?: boolean }) => {
+      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; keepSquashfs?: boolean; sign?: string; quiet?: boolean }) => {
       const { build, parseFamilyOption, parseFormats } = await import('./build');
       const memoryMb = Number(o.memory);
       if (!Number.isInteger(memoryMb) || memoryMb < 64 || memoryMb > 4 * 1024 * 1024) throw new UserError(`--memory ${o.memory}: expected MB between 64 and 4194304`);
@@ -90,7 +101,7 @@ export function main(argv: string[]): void {
         input, output: o.output, name: o.name, level: o.level, quiet: !!o.quiet,
         variants: parseFamilyOption(o.variant, '--variant'), overlays: parseFamilyOption(o.overlay, '--overlay'),
         diskSize: parseSize(o.diskSize, '--disk-size'), memoryMb, ovfSha1: !!o.ovfSha1, formats: parseFormats(o.formats),
-        keepSquashfs: !!o.keepSquashfs,
+        keepSquashfs: !!o.keepSquashfs, sign: o.sign,
       });
       if (!o.quiet) process.stderr.write(`uniso: wrote ${r.output} (${r.views.length} views)\n`);
     });
@@ -105,7 +116,7 @@ export function main(argv: string[]): void {
     .option('--nfs <addr:port>', 'also export the mount over NFS v3/v4 (NFS-Ganesha), e.g. 0.0.0.0:2049'))
     .action(async (image: string, mnt: string, o: { foreground?: boolean; allowOther?: boolean; cacheMb: number; nfs?: string } & RemoteFlags) => {
       const { mountCommand } = await import('./fuse/control');
-      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: o.cacheMb, nfs: o.nfs, remote: remoteOptions(o) });
+      await mountCommand(image, mnt, { foreground: !!o.foreground, allowOther: !!o.allowOther, cacheMb: o.cacheMb, nfs: o.nfs, remote: remoteOptions(o), trust: o.trust });
     });
 
   program.command('status')
@@ -133,7 +144,7 @@ export function main(argv: string[]): void {
     .option('-q, --quiet', 'no log lines'))
     .action(async (image: string, o: { http: string; cacheMb: number; quiet?: boolean } & RemoteFlags) => {
       const { serve } = await import('./commands/serve');
-      await serve(image, o.http, { cacheMb: o.cacheMb, quiet: o.quiet, remote: remoteOptions(o) });
+      await serve(image, o.http, { cacheMb: o.cacheMb, quiet: o.quiet, remote: remoteOptions(o), trust: o.trust });
     });
 
   withRemoteOptions(program.command('ls')
@@ -143,16 +154,16 @@ export function main(argv: string[]): void {
     .option('--json', 'JSON output'))
     .action(async (image: string, o: { long?: boolean; json?: boolean } & RemoteFlags) => {
       const { ls } = await import('./commands/inspect');
-      await ls(image, o, { remote: remoteOptions(o) });
+      await ls(image, o, openOptions(o));
     });
 
   withRemoteOptions(program.command('info')
-    .description('describe a universal ISO: appliance, pool, trees, views')
+    .description('describe a universal ISO: appliance, signature, pool, trees, views')
     .argument('<image>')
     .option('--json', 'JSON output'))
     .action(async (image: string, o: { json?: boolean } & RemoteFlags) => {
       const { info } = await import('./commands/inspect');
-      await info(image, o, { remote: remoteOptions(o) });
+      await info(image, o, openOptions(o));
     });
 
   withRemoteOptions(program.command('extract')
@@ -163,7 +174,7 @@ export function main(argv: string[]): void {
     .option('-q, --quiet', 'no progress output (shown for an http(s):// image)'))
     .action(async (image: string, p: string, o: { output: string; quiet?: boolean } & RemoteFlags) => {
       const { extract } = await import('./commands/extract');
-      await extract(image, p, o.output, { remote: remoteOptions(o) }, !!o.quiet);
+      await extract(image, p, o.output, openOptions(o), !!o.quiet);
     });
 
   withRemoteOptions(program.command('verify')
@@ -172,7 +183,17 @@ export function main(argv: string[]): void {
     .option('-q, --quiet', 'no progress output'))
     .action(async (image: string, o: { quiet?: boolean } & RemoteFlags) => {
       const { verify } = await import('./commands/verify');
-      await verify(image, o, { remote: remoteOptions(o) });
+      await verify(image, o, openOptions(o));
+    });
+
+  const key = program.command('key').description('Ed25519 keys for signing universal ISOs (build --sign, --trust)');
+  key.command('generate')
+    .description('write a new key pair: PREFIX.key (private, mode 0600: keep it off the mirror) and PREFIX.pub (for --trust)')
+    .argument('<prefix>', 'e.g. turnkey-release')
+    .action(async (prefix: string) => {
+      const { keyGenerate } = await import('./commands/key');
+      const r = keyGenerate(prefix);
+      process.stderr.write(`uniso: wrote ${r.key} and ${r.pub} (key ${r.fingerprint})\n`);
     });
 
   program.parseAsync(argv).catch((e: unknown) => {

@@ -45,6 +45,8 @@ export async function info(image: string, opts: { json?: boolean }, open: OpenOp
       template: meta.template,
       input: { name: meta.input_name, kind: meta.input_kind, rootSquashfs: meta.root_squashfs ?? null },
       schemaVersion: Number(meta.schema_version),
+      // which key signed it is known only by checking it against one (--trust)
+      signature: { signed: img.signature.signed, trustedKey: img.signature.trustedKey ?? null },
       pool: {
         bytes: img.manifest.pool.size, blocks: t.count, uncompressedBytes: raw, storedBytes: stored,
         contentBytes: Number(meta.pool_bytes_in ?? 0), zeroBlocks: Number(meta.pool_zero_blocks ?? 0),
@@ -69,6 +71,9 @@ export async function info(image: string, opts: { json?: boolean }, open: OpenOp
     const o = process.stdout;
     o.write(`name:        ${data.name}\n`);
     o.write(`input:       ${data.input.name} (${data.input.kind}${data.input.rootSquashfs ? `, ${data.input.rootSquashfs}` : ''})\n`);
+    const sig = data.signature;
+    o.write(`signature:   ${sig.trustedKey ? `signed, signature good (key ${sig.trustedKey})`
+      : sig.signed ? 'signed (not checked: give --trust KEY.pub to check it)' : 'not signed'}\n`);
     o.write(`catalog:     schema ${data.schemaVersion}, ${fmtBytes(img.manifest.catalog.size)}\n`);
     o.write(`pool:        ${fmtBytes(data.pool.bytes)} in ${t.count} blocks (${fmtBytes(raw)} unique uncompressed, ` +
       `${fmtBytes(data.pool.contentBytes)} of file content, ${data.pool.zeroBlocks} zero blocks not stored)\n`);

@@ -7,10 +7,10 @@ import { HttpServer } from '../serve/http';
 import { listenError, parseListen } from '../serve/listen';
 
 
-export async function serve(image: string, listen: string, opts: { cacheMb: number; quiet?: boolean; remote?: RemoteSourceOptions }): Promise<void> {
+export async function serve(image: string, listen: string, opts: { cacheMb: number; quiet?: boolean; remote?: RemoteSourceOptions; trust?: string }): Promise<void> {
   const { host, port } = parseListen(listen, '--http');
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} uniso serve: ${line}\n`);
-  const img = await openImage(image, { cacheBytes: opts.cacheMb << 20, remote: { ...opts.remote, log } });
+  const img = await openImage(image, { cacheBytes: opts.cacheMb << 20, remote: { ...opts.remote, log }, trust: opts.trust });
   const server = new HttpServer(img, { log });
   try {
     await server.listen(host, port);

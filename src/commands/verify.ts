@@ -4,6 +4,8 @@
 // build time, and the live squashfs's (its file on the image, every byte:
 // the views read only the first copy of each block, not the zlib framing
 // or the blocks written twice, which the kernel reads when booting live).
+// With --trust, the manifest's signature is checked first (openImage): the
+// SHA-256s checked here are then the ones the signer vouched for.
 
 import { openImage, OpenOptions } from '../image/open';
 import { Namespace } from '../image/namespace';
@@ -70,7 +72,8 @@ export async function verify(image: string, opts: { quiet?: boolean }, open: Ope
       throw new UserError(`${image}: verification failed (${problems.length} problem${problems.length > 1 ? 's' : ''})`);
     }
     if (!opts.quiet) {
-      process.stderr.write(`uniso: ${image}: ${t.count} blocks, ${views.length} views${sqSha ? ' and the live squashfs' : ''} verified\n`);
+      const signed = img.signature.trustedKey ? `, signature good (key ${img.signature.trustedKey})` : '';
+      process.stderr.write(`uniso: ${image}: ${t.count} blocks, ${views.length} views${sqSha ? ' and the live squashfs' : ''} verified${signed}\n`);
     }
   } finally {
     img.close();

@@ -23,6 +23,7 @@ export interface MountOptions {
   cacheMb: number;
   nfs?: string; // ADDR:PORT to export the mount over NFS (ganesha)
   remote?: RemoteSourceOptions; // an http(s):// image: CA file, disk cache
+  trust?: string; // public key file the image's signature must verify with
 }
 
 interface MountState {
@@ -183,6 +184,7 @@ function daemonArgs(image: string, mnt: string, opts: MountOptions): string[] {
   if (r?.ca) args.push('--ca', path.resolve(r.ca));
   if (r?.cacheDir) args.push('--cache-dir', path.resolve(r.cacheDir));
   if (r?.cacheBytes) args.push('--cache-size', String(r.cacheBytes));
+  if (opts.trust !== undefined) args.push('--trust', opts.trust);
   return [...args, image, mnt];
 }
 
@@ -252,7 +254,7 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} uniso[${process.pid}]: ${line}\n`);
   let img;
   try {
-    img = await openImage(image, { cacheBytes: opts.cacheMb << 20, remote: { ...opts.remote, log } });
+    img = await openImage(image, { cacheBytes: opts.cacheMb << 20, remote: { ...opts.remote, log }, trust: opts.trust });
   } catch (e) {
     report(`error ${(e as Error).message}`);
     throw e;

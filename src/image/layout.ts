@@ -4,10 +4,14 @@
 // blocks are pool blocks; e.g. /casper/10root.squashfs), then the side
 // pool (/uniso/pool.bin: blocks only variant and overlay trees have). The
 // manifest carries the catalog's size and SHA-256, so a damaged catalog is
-// caught before SQLite reads it.
+// caught before SQLite reads it. A signed image also has
+// /uniso/uniso.json.sig: an Ed25519 signature of the manifest's bytes
+// (src/image/signature.ts).
 
 export const UNISO_DIR = 'uniso';
 export const MANIFEST_NAME = 'uniso.json';
+/** The Ed25519 signature (64 bytes) of MANIFEST_NAME's bytes, beside it; only in signed images. */
+export const SIGNATURE_NAME = 'uniso.json.sig';
 export const CATALOG_NAME = 'catalog.sqlite';
 export const POOL_NAME = 'pool.bin';
 /** Where the squashfs of an input that had none (a directory, a tarball) goes. */

@@ -1,10 +1,13 @@
 // Opens a universal image for reading: a universal ISO (files located with
 // the ISO 9660 reader, read in place), the same at an http(s):// URL (read
 // through a RemoteSource: only what is read crosses the network), or a
-// directory holding its extracted contents (DIR/uniso/..., DIR/casper/...). Checks the manifest and the
-// catalog checksum, opens the catalog (from a temporary copy, deleted at
-// once, when it lies inside an ISO) and sets up the pool's block store over
-// the pool's files (the live squashfs, then the side pool) read as one.
+// directory holding its extracted contents (DIR/uniso/..., DIR/casper/...).
+// Checks the manifest's signature when asked to (--trust,
+// src/image/signature.ts: before anything else of the image is used), the
+// manifest and the catalog checksum, opens the catalog (from a temporary
+// copy, deleted at once, when it lies inside an ISO) and sets up the
+// pool's block store over the pool's files (the live squashfs, then the
+// side pool) read as one.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,7 +18,8 @@ import { RemoteSource, RemoteSourceOptions } from '../io/remote-source';
 import { IsoImage, looksLikeIso } from '../iso/iso9660';
 import { Catalog } from '../catalog/reader';
 import { BlockStore } from '../pool/reader';
-import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, PoolPart, UNISO_DIR } from './layout';
+import { CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, PoolPart, SIGNATURE_NAME, UNISO_DIR } from './layout';
+import { checkSignature, SignatureState } from './signature';
 import { fileError, describeErrno } from '../util/errors';
 
 export interface OpenImage {
@@ -27,6 +31,8 @@ export interface OpenImage {
   pool: SliceableSource;
   /** the image's bytes, when it is read from a URL */
   remote?: RemoteSource;
+  /** whether the image is signed, and the --trust key's fingerprint when its signature was checked */
+  signature: SignatureState;
   close(): void;
 }
 
@@ -34,6 +40,8 @@ export interface OpenOptions {
   cacheBytes?: number;
   /** how an http(s):// image is read: CA file, disk cache, log */
   remote?: RemoteSourceOptions;
+  /** a public key file (PEM): the manifest's signature must verify with it before anything else of the image is used */
+  trust?: string;
 }
 
 /** An image given as an http:// or https:// URL. */
@@ -134,6 +142,7 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
     throw fileError(p, describeErrno(e));
   }
   let manifest: Manifest;
+  let signature: SignatureState;
   let catalogSrc: ByteSource;
   let remote: RemoteSource | undefined;
   const poolParts: SliceableSource[] = [];
@@ -148,7 +157,6 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
       const dir = path.join(root, UNISO_DIR);
       const mPath = path.join(dir, MANIFEST_NAME);
       if (!fs.existsSync(mPath)) throw fileError(p, `not an extracted universal ISO (no ${UNISO_DIR}/${MANIFEST_NAME})`);
-      manifest = parseManifest(fs.readFileSync(mPath), p);
       const open = (file: string) => {
         try {
           const s = FileSource.open(file);
@@ -158,6 +166,10 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
           throw fileError(file, describeErrno(e));
         }
       };
+      const mBytes = fs.readFileSync(mPath);
+      const sigPath = path.join(dir, SIGNATURE_NAME);
+      signature = await checkSignature(p, mBytes, fs.existsSync(sigPath) ? open(sigPath) : undefined, opts.trust);
+      manifest = parseManifest(mBytes, p);
       catalogSrc = open(path.join(dir, CATALOG_NAME));
       catalogFile = path.join(dir, CATALOG_NAME);
       for (const part of manifest.pool.parts) {
@@ -183,7 +195,10 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
         if (!e || e.isDir) throw fileError(p, `not a universal ISO (no /${name}${what})`);
         return iso.open(e, `/${name}`);
       };
-      manifest = parseManifest(await readAllBytes(await find(`${UNISO_DIR}/${MANIFEST_NAME}`, '; was it built with uniso build?'), p), p);
+      const mBytes = await readAllBytes(await find(`${UNISO_DIR}/${MANIFEST_NAME}`, '; was it built with uniso build?'), p);
+      const sig = await iso.lookup(`${UNISO_DIR}/${SIGNATURE_NAME}`);
+      signature = await checkSignature(p, mBytes, sig && !sig.isDir ? iso.open(sig, `/${UNISO_DIR}/${SIGNATURE_NAME}`) : undefined, opts.trust);
+      manifest = parseManifest(mBytes, p);
       catalogSrc = await find(`${UNISO_DIR}/${CATALOG_NAME}`, '');
       for (const part of manifest.pool.parts) {
         const f = await find(part.path, `, a pool file the manifest names`);
@@ -199,7 +214,7 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
     closers.push(() => catalog.close());
     const blocks = new BlockStore(pool, catalog.blockTable(manifest.pool.size), { name: `${p}: pool`, cacheBytes: opts.cacheBytes });
     return {
-      path: p, manifest, catalog, blocks, pool, remote,
+      path: p, manifest, catalog, blocks, pool, remote, signature,
       close: () => { for (const c of closers.reverse()) c(); },
     };
   } catch (e) {
