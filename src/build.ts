@@ -31,6 +31,7 @@ import { writeUniversalIso } from './iso/writer';
 import { IsoImage } from './iso/iso9660';
 import { Replaced, rewriteDescriptions } from './iso/descriptions';
 import { FileSource } from './io/source';
+import { digestBlocks } from './pool/digests';
 import {
   CATALOG_NAME, MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, Manifest, POOL_NAME, PoolPart, ROOTFS_SQUASHFS_NAME, SIGNATURE_NAME, UNISO_DIR,
 } from './image/layout';
@@ -174,6 +175,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     partSources = layout.parts.map((p) => FileSource.open(p.file));
     const poolSource = FileSource.concat('pool', partSources);
     const table = blockTableFrom(layout.blocks, poolSource.size);
+    catalog.writeBlockDigests(await digestBlocks(poolSource, table));
     let hashedBytes = 0;
     let hashedNow = false;
     hashPool = new HashPool(layout.parts.map((p) => p.file), table, Math.max(1, Math.min(4, os.availableParallelism())), (n) => {

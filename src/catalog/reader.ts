@@ -4,6 +4,7 @@
 // and commands need. Directories and contents are unpacked a row at a time
 // and kept in small caches.
 
+import { DIGEST_BYTES } from '../pool/digests';
 import Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
 import { CONTENTS_PER_CHUNK, SCHEMA_VERSION } from './schema';
@@ -114,6 +115,24 @@ export class Catalog {
     }
     if (end > poolBytes) throw damaged(`blocks reach byte ${end} of a ${poolBytes}-byte pool`);
     return t;
+  }
+
+  /**
+   * The blocks' digests (DIGEST_BYTES each, id order), or undefined when
+   * the catalog has none (made by a uniso from before they were kept).
+   */
+  blockDigests(count: number): Buffer | undefined {
+    let rows: { chunk: number; data: Buffer }[];
+    try {
+      rows = this.db.prepare('SELECT chunk, data FROM block_digests ORDER BY chunk').all() as { chunk: number; data: Buffer }[];
+    } catch {
+      return undefined;
+    }
+    const all = Buffer.concat(rows.map((r) => r.data));
+    if (rows.some((r, k) => r.chunk !== k) || all.length !== count * DIGEST_BYTES) {
+      throw fileError(this.name, `catalog is damaged (block digests: ${all.length} bytes for ${count} blocks)`);
+    }
+    return all;
   }
 
   /** Recipe `id`, with the recipes it includes (which the writer stored first: lower ids). */

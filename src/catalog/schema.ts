@@ -3,7 +3,9 @@
 // tree, recipes (with their literals) and the views that name them.
 // Version 2 packs what is read whole or a directory at a time (src/catalog/
 // pack.ts: varints, deflated): the block table and contents in chunks, each
-// directory's entries in one row. Trees no view shows (the families'
+// directory's entries in one row. `block_digests` holds each block's
+// SHA-256 (first 128 bits, src/pool/digests.ts), BLOCKS_PER_CHUNK a row:
+// read only under --trust. Trees no view shows (the families'
 // variants) keep only their summary row.
 
 export const SCHEMA_VERSION = 2;
@@ -15,6 +17,7 @@ export const CONTENTS_PER_CHUNK = 256;
 export const SCHEMA = `
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE blocks(chunk INTEGER PRIMARY KEY, count INTEGER NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE block_digests(chunk INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE contents(chunk INTEGER PRIMARY KEY, count INTEGER NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE trees(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, entries INTEGER NOT NULL, bytes INTEGER NOT NULL,
   root_size INTEGER, root BLOB);

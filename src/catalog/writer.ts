@@ -3,6 +3,7 @@
 // it into its final, deterministic form. Block table, contents and
 // directories are packed (packed.ts).
 
+import { DIGEST_BYTES } from '../pool/digests';
 import Database from 'better-sqlite3';
 import { XXHash128 } from 'xxhash-addon';
 import { BLOCKS_PER_CHUNK, CONTENTS_PER_CHUNK, SCHEMA, SCHEMA_VERSION } from './schema';
@@ -55,6 +56,15 @@ export class CatalogWriter {
         const last = part[part.length - 1];
         end = last.offset + last.csize;
       }
+    })();
+  }
+
+  /** The blocks' digests (DIGEST_BYTES each, id order), BLOCKS_PER_CHUNK a row. */
+  writeBlockDigests(digests: Buffer): void {
+    const ins = this.db.prepare('INSERT INTO block_digests(chunk, data) VALUES (?, ?)');
+    const row = BLOCKS_PER_CHUNK * DIGEST_BYTES;
+    this.db.transaction(() => {
+      for (let k = 0; k * row < digests.length; k++) ins.run(k, digests.subarray(k * row, (k + 1) * row));
     })();
   }
 

@@ -1,7 +1,9 @@
 // `uniso extract IMAGE PATH -o OUT|-`: copy one file of the mount namespace
 // out without FUSE, through the same reader the daemon uses. Writes to a
 // temp name and renames, so a failure leaves nothing behind (a device or
-// FIFO given as the output is written in place).
+// FIFO given as the output is written in place). A regular output file is
+// written sparse: all-zero runs of SPARSE_UNIT bytes (a 20 GiB raw disk's
+// free space) become holes, as `cp --sparse=always` would make them.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +14,21 @@ import { checkOutputDir, commitOutput, isSpecialOutput, removeQuietly, tempNameF
 import { describeErrno, fileError, UserError } from '../util/errors';
 
 const CHUNK = 4 << 20;
+/** Aligned all-zero runs of this size are left as holes in a regular output file. */
+const SPARSE_UNIT = 64 * 1024;
+const ZEROS = Buffer.alloc(SPARSE_UNIT);
+
+/** Write `buf` at `pos`, skipping its aligned all-zero SPARSE_UNITs (the file is extended to its size at the end). */
+function writeSparse(fd: number, buf: Buffer, pos: number): void {
+  for (let o = 0; o < buf.length;) {
+    const unitEnd = Math.min(buf.length, (Math.floor((pos + o) / SPARSE_UNIT) + 1) * SPARSE_UNIT - pos);
+    const piece = buf.subarray(o, unitEnd);
+    if (piece.length !== SPARSE_UNIT || !piece.equals(ZEROS)) {
+      for (let w = 0; w < piece.length;) w += fs.writeSync(fd, piece, w, piece.length - w, pos + o + w);
+    }
+    o = unitEnd;
+  }
+}
 
 function writeAll(fd: number, buf: Buffer): void {
   let o = 0;
@@ -69,13 +86,15 @@ export async function extract(image: string, viewPath: string, output: string, o
         cur ^= 1;
         pending = off < src.size ? src.pread(bufs[cur].subarray(0, Math.min(CHUNK, src.size - off)), off) : undefined;
         try {
-          writeAll(fd, buf.subarray(0, n));
+          if (tmp) writeSparse(fd, buf.subarray(0, n), off - n);
+          else writeAll(fd, buf.subarray(0, n));
           progress.add(n);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code === 'EPIPE') throw new UserError('output pipe closed');
           throw e;
         }
       }
+      if (tmp) fs.ftruncateSync(fd, src.size);
       progress.end();
     } finally {
       if (!toStdout) fs.closeSync(fd);

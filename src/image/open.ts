@@ -212,7 +212,11 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
     const pool = concatSources(`${p}: pool`, poolParts);
     const catalog = await openCatalog(catalogSrc, catalogFile, manifest.catalog.sha256, p);
     closers.push(() => catalog.close());
-    const blocks = new BlockStore(pool, catalog.blockTable(manifest.pool.size), { name: `${p}: pool`, cacheBytes: opts.cacheBytes });
+    const table = catalog.blockTable(manifest.pool.size);
+    // under --trust every block is checked against the signed catalog's digests
+    const digests = opts.trust ? catalog.blockDigests(table.count) : undefined;
+    if (opts.trust && !digests) throw fileError(p, 'its catalog has no block digests (made by an older uniso), so --trust cannot check its blocks; build it again');
+    const blocks = new BlockStore(pool, table, { name: `${p}: pool`, cacheBytes: opts.cacheBytes, digests });
     return {
       path: p, manifest, catalog, blocks, pool, remote, signature,
       close: () => { for (const c of closers.reverse()) c(); },

@@ -23,6 +23,7 @@ import { crc32 } from '../checksum/crc32';
 import { ByteSource, preadEach } from '../io/source';
 import { lastAtOrBefore } from '../util/search';
 import { NativeAddon, nativeIfBuilt } from '../native';
+import { blockDigest, DIGEST_BYTES } from './digests';
 import {
   BlockInfo, Check, deflateSegmentSize, FLAG_RAW, InflateStatus, POOL_BLOCK, RUN_GAP_MAX, STORED_HEADER, STORED_MAX, storedCheck, storedCheckOf,
 } from './format';
@@ -138,6 +139,8 @@ export interface SpliceColumns {
 
 export interface BlockStoreOptions {
   cacheBytes?: number;
+  /** each block's digest (src/pool/digests.ts), checked besides its 32-bit check: a signed image under --trust */
+  digests?: Buffer;
   name?: string; // for error messages (the pool file)
   nativeInflate?: boolean; // false: inflate with node's zlib (tests compare both paths)
 }
@@ -163,12 +166,15 @@ export class BlockStore {
   readonly name: string;
   /** blocks inflated so far (each inflation counts, also of a block inflated before) */
   inflations = 0;
+  private readonly digests: Buffer | undefined;
   /** the addon's inflateBlock, when built and the source is a plain file */
   private readonly nativeInflate: NativeAddon | undefined;
 
   constructor(readonly source: ByteSource, readonly table: BlockTable, opts: BlockStoreOptions = {}) {
     this.name = opts.name ?? 'pool';
-    this.nativeInflate = source.locate && opts.nativeInflate !== false ? nativeIfBuilt() : undefined;
+    // the addon checks only the 32-bit check: with digests every block goes through checkRun
+    this.digests = opts.digests;
+    this.nativeInflate = source.locate && opts.nativeInflate !== false && !opts.digests ? nativeIfBuilt() : undefined;
     this.cache = new LRUCache<number, Buffer>({
       maxSize: Math.max(1 << 20, opts.cacheBytes ?? 64 << 20),
       sizeCalculation: retained,
@@ -209,7 +215,7 @@ export class BlockStore {
     if ((await this.source.pread(comp, t.offset[i])) !== comp.length) {
       throw new BlockCorruptError(`${this.name}: block ${id} lies beyond the end of the pool (truncated?)`);
     }
-    if (storedCheck(comp) !== t.sxh[i]) throw this.corrupt(id);
+    if (storedCheck(comp) !== t.sxh[i] || !this.digestMatches(id, [comp])) throw this.corrupt(id);
     let out: Buffer;
     try {
       out = t.flags[i] & FLAG_RAW ? comp : await inflateAsync(comp, t.usize[i]);
@@ -622,9 +628,16 @@ export class BlockStore {
       for (let j = k, js = kStart; js < be; js += bufs[j++].length) {
         pieces.push(bufs[j].subarray(Math.max(0, bs - js), Math.min(bufs[j].length, be - js)));
       }
-      this.storedState[id] = storedCheckOf(pieces) === t.sxh[id - 1] ? Check.Good : Check.Corrupt;
+      this.storedState[id] = storedCheckOf(pieces) === t.sxh[id - 1] && this.digestMatches(id, pieces) ? Check.Good : Check.Corrupt;
     }
     for (let id = a; id <= b; id++) if (this.storedState[id] !== Check.Good) throw this.corrupt(id);
+  }
+
+  /** The block's stored bytes match its digest (always true without digests). */
+  private digestMatches(id: number, pieces: Buffer[]): boolean {
+    if (!this.digests) return true;
+    const want = this.digests.subarray((id - 1) * DIGEST_BYTES, id * DIGEST_BYTES);
+    return blockDigest(pieces).equals(want);
   }
 
   private verifyInflated(id: number, out: Buffer): Buffer {
