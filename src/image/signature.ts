@@ -12,14 +12,12 @@
 // and SHA-256 (checked before SQLite opens the catalog) and the pool's
 // file list; the catalog holds every tree, every view's recipe (its
 // literal bytes included) and SHA-256, the live squashfs's SHA-256, and
-// the block table. Pool blocks are pinned by the block table's checks only
-// (low 32 bits of XXH3 of the stored bytes, CRC-32 of the inflated ones):
-// they catch damage, not a forger who controls the mirror and makes a block
-// that matches both. So `uniso verify --trust` is the check that covers
-// every byte against SHA-256s the signature vouches for (each view and the
-// live squashfs, recomputed); mount, serve and extract --trust read the
-// pool through the block checks. Files of the ISO the manifest does not
-// name (boot loader, kernel, initrd) are not covered at all.
+// the block table with each block's SHA-256 (first 128 bits: block_digests,
+// src/pool/digests.ts). Under --trust the block store checks every block's
+// stored bytes against that digest before using them (besides the 32-bit
+// checks, which only catch damage), so mount, serve, extract and verify
+// never hand out a byte the signer did not sign. Files of the ISO the
+// manifest does not name (boot loader, kernel, initrd) are not covered.
 
 import * as fs from 'node:fs';
 import * as crypto from 'node:crypto';
