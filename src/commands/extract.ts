@@ -14,6 +14,8 @@ import { checkOutputDir, commitOutput, isSpecialOutput, removeQuietly, tempNameF
 import { describeErrno, fileError, UserError } from '../util/errors';
 
 const CHUNK = 4 << 20;
+/** Views of a remote image from this size on get progress output. */
+const PROGRESS_MIN = 16 << 20;
 /** Aligned all-zero runs of this size are left as holes in a regular output file. */
 const SPARSE_UNIT = 64 * 1024;
 const ZEROS = Buffer.alloc(SPARSE_UNIT);
@@ -71,8 +73,8 @@ export async function extract(image: string, viewPath: string, output: string, o
       tmp = tempNameFor(path.resolve(output));
       fd = fs.openSync(tmp, 'w');
     }
-    // a remote image's view may take a while: say how far it is
-    const progress = new Progress(!!img.remote && !quiet);
+    // a large view of a remote image may take a while: say how far it is
+    const progress = new Progress(!!img.remote && !quiet && src.size >= PROGRESS_MIN);
     progress.phase(`${viewPath}`, src.size);
     try {
       const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
