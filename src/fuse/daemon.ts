@@ -10,6 +10,10 @@ import * as path from 'node:path';
 import { Namespace, Node, Attr } from '../image/namespace';
 import { OpenImage } from '../image/open';
 import { ByteSource } from '../io/source';
+import { RemoteChangedError, RemoteError } from '../io/http-client';
+
+/** The same remote error (a server down) is logged at most once this often. */
+const REMOTE_LOG_EVERY_MS = 10_000;
 
 // fuse-native forwards only a fixed list of libfuse options; more are passed
 // by appending them to the fsname value (its options are joined with ",").
@@ -60,9 +64,20 @@ export class Daemon {
   private errno(e: unknown, where: string): number {
     const err = e as { code?: string; message?: string };
     if (err?.code === 'ENOENT') return Fuse.ENOENT;
+    if (e instanceof RemoteChangedError) return Fuse.EIO; // the remote source logged it, once
+    if (e instanceof RemoteError) {
+      // a server that is down fails every read the same way: one line per REMOTE_LOG_EVERY_MS
+      const now = Date.now();
+      if (err.message === this.lastRemoteError && now - this.lastRemoteErrorAt < REMOTE_LOG_EVERY_MS) return Fuse.EIO;
+      this.lastRemoteError = err.message;
+      this.lastRemoteErrorAt = now;
+    }
     this.opts.log(`${where}: ${err?.message ?? String(e)}`);
     return Fuse.EIO;
   }
+
+  private lastRemoteError: string | undefined;
+  private lastRemoteErrorAt = 0;
 
   private guard<T>(where: string, cb: Cb<T>, f: () => void): void {
     try {
