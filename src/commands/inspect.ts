@@ -2,6 +2,8 @@
 
 import { openImage, OpenOptions } from '../image/open';
 import { fmtBytes } from '../util/progress';
+import { Recipe, SegKind } from '../recipe/recipe';
+import { BlockTable } from '../pool/reader';
 
 export async function ls(image: string, opts: { json?: boolean; long?: boolean }, open: OpenOptions = {}): Promise<void> {
   const img = await openImage(image, open);
@@ -21,6 +23,27 @@ export async function ls(image: string, opts: { json?: boolean; long?: boolean }
   } finally {
     img.close();
   }
+}
+
+/** Stored bytes of the distinct pool blocks `r` reads (raw and deflate segments, through its included recipes too). */
+function poolBytesOf(r: Recipe, t: BlockTable): number {
+  const seen = new Set<number>();
+  const seenRecipes = new Set<Recipe>();
+  let bytes = 0;
+  const walk = (x: Recipe) => {
+    if (seenRecipes.has(x)) return;
+    seenRecipes.add(x);
+    for (let i = 0; i < x.count; i++) {
+      const k = x.kinds[i] as SegKind;
+      if ((k === SegKind.Raw || k === SegKind.Deflate) && !seen.has(x.args[i])) {
+        seen.add(x.args[i]);
+        bytes += t.csize[x.args[i] - 1];
+      }
+    }
+    for (const sub of x.subs) walk(sub);
+  };
+  walk(r);
+  return bytes;
 }
 
 export async function info(image: string, opts: { json?: boolean }, open: OpenOptions = {}): Promise<void> {
@@ -60,7 +83,10 @@ export async function info(image: string, opts: { json?: boolean }, open: OpenOp
       },
       trees: c.trees(),
       families: JSON.parse(meta.families ?? '{}') as Record<string, string>,
-      views: views.filter((v) => v.kind === 'file' && v.format !== 'sha256').map((v) => ({ path: v.path, size: v.size })),
+      // poolBytes: stored bytes of the distinct pool blocks the view reads (what copying it costs from a mirror)
+      views: views.filter((v) => v.kind === 'file' && v.format !== 'sha256').map((v) => ({
+        path: v.path, size: v.size, ...(opts.json && v.recipe !== null ? { poolBytes: poolBytesOf(c.recipe(v.recipe), t) } : {}),
+      })),
       viewBytes: views.filter((v) => v.kind === 'file' && v.format !== 'sha256').reduce((s, v) => s + v.size, 0),
       warnings,
     };
