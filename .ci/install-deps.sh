@@ -14,8 +14,9 @@ PACKAGES=(
   libarchive-tools libcap2-bin acl libxml2-utils python3-yaml jq qemu-utils qemu-system-x86 fdisk xz-utils
   # uniso mount --nfs (NFS-Ganesha with its VFS backend, rpcbind) and the NFS/HTTP client oracles of the tests
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils wget curl
-  # make bench: the bench tree (debootstrap), its timing (GNU time) and the squashfuse baseline
-  debootstrap time squashfuse
+  # make bench: the bench tree (debootstrap), its timing (GNU time), the squashfuse baseline, and
+  # the remote mount section's HTTP server and httpdirfs baseline
+  debootstrap time squashfuse nginx httpdirfs
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -27,3 +28,7 @@ if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# the bench starts nginx itself, on its own port: stop the service Debian's package started
+if printf '%s\n' "${missing[@]}" | grep -qx nginx; then
+  $SUDO service nginx stop >/dev/null 2>&1 || $SUDO systemctl stop nginx >/dev/null 2>&1 || true
+fi
