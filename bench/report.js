@@ -522,7 +522,8 @@ function remoteSection() {
     'httpdirfs runs with its disk cache, as a user reading a large file would (without it each read is a range request of',
     'its own), and with --no-range-check: Debian\'s httpdirfs 1.2.5 looks for Accept-Ranges in its range responses, which',
     'nginx sends only in full ones, and exits (httpdirfs issue #188). Copies are checked for their size every rep and',
-    'their sha256 against `uniso ls --json` on the last. The raw disk copy runs once, after the reps.', '');
+    'their sha256 against `uniso ls --json` on the last. The raw disk copy runs once, after the reps. The byte metrics',
+    'take the largest count of the reps, the time metrics the median.', '');
 }
 
 // ---- results.md and the stdout summary ---------------------------------------------
