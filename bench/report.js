@@ -2,7 +2,9 @@
 'use strict';
 // Turns the raw measurements bench/run.sh left in its work directory
 // (facts.tsv, conv-times.tsv, conv-sizes.tsv, reads.tsv, build-progress.log,
-// views.json) into bench/results.md and a compact summary on stdout.
+// views.json, remote.tsv, ...) into bench/results.md and a compact summary on
+// stdout. After BENCH_ONLY=11 (fact bench_only) only section 11's files are
+// there, and only its figures are written.
 //   node bench/report.js WORKDIR RESULTS.md
 // Exits 1 when BENCH_STRICT=1 and a target is missed.
 
@@ -14,10 +16,17 @@ if (!work || !out) {
   process.stderr.write('usage: report.js WORKDIR RESULTS.md\n');
   process.exit(2);
 }
-const rd = (f) => fs.readFileSync(path.join(work, f), 'utf8');
+// set from the facts: the sections a BENCH_ONLY run skipped left no files (read as empty)
+let only = '';
+const rd = (f) => {
+  const p = path.join(work, f);
+  if (only && !fs.existsSync(p)) return f.endsWith('.json') ? '{}' : '';
+  return fs.readFileSync(p, 'utf8');
+};
 const tsv = (f) => rd(f).split('\n').filter(Boolean).map((l) => l.split('\t'));
 
 const facts = Object.fromEntries(tsv('facts.tsv').map(([k, ...v]) => [k, v.join('\t')]));
+only = facts.bench_only || '';
 const convTimes = tsv('conv-times.tsv').map(([p, s]) => [p, Number(s)]);
 const convSizes = tsv('conv-sizes.tsv').map(([p, b]) => [p, Number(b)]);
 const reads = tsv('reads.tsv').map(([kind, rep, file, v]) => ({ kind, rep: Number(rep), file, v: Number(v) }));
@@ -29,6 +38,8 @@ const serve = tsv('serve.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep)
 const checks = tsv('checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
 const kernel = tsv('kernel.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep), v: Number(v) }));
 const catalog = JSON.parse(rd('catalog.json'));
+const remote = tsv('remote.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep), v: Number(v) }));
+const remoteChecks = tsv('remote-checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
 
 const MB = 1e6;
 const MiB = 1 << 20;
@@ -144,9 +155,52 @@ const metrics = [
     fmt: String, ratio: null, target: 'no errors', ok: () => checkOf(checkNames.u) === 'ok' && checkOf(checkNames.b) === 'ok',
   },
 ];
+// remote mount (section 11): median seconds and bytes fetched of a kind (NaN: not measured)
+const rVals = (k) => remote.filter((r) => r.kind === k).map((r) => r.v);
+const rMed = (k) => (rVals(k).length ? median(rVals(k)) : NaN);
+const rMax = (k) => (rVals(k).length ? Math.max(...rVals(k)) : NaN);
+const remoteError = facts.remote_error || '';
+const notMeasured = remoteError ? `not measured: \`uniso mount URL\` failed (${remoteError})` : 'not measured';
+const rawPool = facts.remote_raw_pool_bytes ? Number(facts.remote_raw_pool_bytes) : null;
+const RAW_POOL_PENDING = 'pending: needs uniso info field views[].poolBytes';
+const remoteMetrics = [
+  {
+    name: 'remote mount: bytes fetched to copy the tar.gz, fresh cache dir, vs its size (MB)', u: rMax('uniso-bytes') / MB, b: viewBytes / MB,
+    fmt: f1, ratio: rMax('uniso-bytes') / viewBytes, target: '<= 1.05', ok: (r) => (Number.isNaN(r) ? null : r <= 1.05),
+    pending: Number.isNaN(rMax('uniso-bytes')) ? notMeasured : '',
+  },
+  {
+    name: 'remote mount: bytes fetched to copy the raw disk vs the pool bytes its recipe uses (MB)', u: rMax('raw-bytes') / MB,
+    b: rawPool === null ? RAW_POOL_PENDING : rawPool / MB,
+    fmt: f1, ratio: rawPool === null ? NaN : rMax('raw-bytes') / rawPool, target: '<= 1.05', ok: (r) => (Number.isNaN(r) ? null : r <= 1.05),
+    pending: Number.isNaN(rMax('raw-bytes')) ? notMeasured : rawPool === null ? RAW_POOL_PENDING : '',
+  },
+  {
+    name: `remote mount: tar.gz copy, fresh cache dir, vs curl -o of a plain copy, ${facts.remote_delay_ms} ms each way, median of ${num('reps')} (s)`,
+    u: rMed('uniso'), b: rMed('curl'),
+    fmt: f2, ratio: rMed('uniso') / rMed('curl'), target: '<= 1.5', ok: (r) => (Number.isNaN(r) ? null : r <= 1.5),
+    pending: Number.isNaN(rMed('uniso')) ? notMeasured : '',
+  },
+  {
+    name: 'remote mount vs uniso mount of the ISO on httpdirfs --cache, tar.gz copy (s); speedup', u: rMed('uniso'), b: rMed('httpdirfs'),
+    fmt: f2, ratio: rMed('httpdirfs') / rMed('uniso'), target: '>= 2', ok: (r) => (Number.isNaN(r) ? null : r >= 2),
+    pending: Number.isNaN(rMed('uniso')) ? notMeasured : '',
+  },
+  {
+    name: 'remote mount from its disk cache (fresh daemon) vs a local mount, tar.gz copy, cold (MB/s)',
+    u: viewBytes / rMed('uniso-cached') / MB, b: viewBytes / rMed('local') / MB,
+    fmt: f1, ratio: rMed('local') / rMed('uniso-cached'), target: '>= 0.8', ok: (r) => (Number.isNaN(r) ? null : r >= 0.8),
+    pending: Number.isNaN(rMed('uniso-cached')) ? notMeasured : '',
+  },
+];
+// BENCH_ONLY=11: the other sections' metrics were not measured
+if (only) metrics.length = 0;
+metrics.push(...remoteMetrics);
 for (const m of metrics) m.pass = m.ok(m.ratio);
-const verdict = (m, bold) => (m.pass === null ? 'info' : m.pass ? 'pass' : bold ? '**FAIL**' : 'FAIL');
-const ratioStr = (m) => (m.ratio === null ? '-' : f3(m.ratio));
+const verdict = (m, bold) => (m.pending ? m.pending.replace(/:.*/, '') : m.pass === null ? 'info' : m.pass ? 'pass' : bold ? '**FAIL**' : 'FAIL');
+const ratioStr = (m) => (m.ratio === null || Number.isNaN(m.ratio) ? '-' : f3(m.ratio));
+// a figure of a metric: '-' when not measured, a string (a check's result, a pending note) as it is
+const cellStr = (m, x) => (typeof x === 'string' ? x : Number.isNaN(x) ? '-' : m.fmt(x));
 
 // ---- uniso build phases from the stamped progress logs ----------------------------
 // phases(log, start, end, total): [{ name, detail, s }] from "uniso: <phase> (detail)" lines
@@ -193,10 +247,12 @@ L.push('# uniso benchmark results', '');
 L.push(`Written by \`make bench\` (bench/run.sh) on ${facts.date}; every baseline was measured in the same run.`, '');
 L.push('| metric | uniso | baseline | ratio | target | result |', '|---|---:|---:|---:|---|---|');
 for (const m of metrics) {
-  L.push(`| ${m.name} | ${m.fmt(m.u)} | ${m.fmt(m.b)} | ${ratioStr(m)} | ${m.target} | ${verdict(m, true)} |`);
+  L.push(`| ${m.name} | ${cellStr(m, m.u)} | ${cellStr(m, m.b)} | ${ratioStr(m)} | ${m.target} | ${verdict(m, true)} |`);
 }
 L.push('');
-L.push('Baselines: build time = the conventional pipeline (bench/conventional.sh); size = input ISO + every',
+const pendings = [...new Set(metrics.filter((m) => m.pending).map((m) => m.pending))];
+for (const p of pendings) L.push(`**${p.replace(/:.*/, '')}:** ${p.replace(/^[^:]*: /, '')}.`, '');
+if (!only) L.push('Baselines: build time = the conventional pipeline (bench/conventional.sh); size = input ISO + every',
   'format file + a gzip squashfs made separately; FUSE read = the universal ISO read through a minimal',
   'fuse-native passthrough (bench/passthrough.js); RSS = that passthrough\'s VmHWM (for scale only: the',
   'RSS target is the absolute 250 MiB).',
@@ -244,6 +300,13 @@ if (sections.length) {
   const sk = sections.filter((x) => x.share > 0.05);
   if (sk.length && !busy) L.push('', `**Note:** other processes used more than 5% of the cores during: ${sk.map((x) => x.name).join('; ')}; those timings are skewed.`);
   L.push('', 'Machine CPU from /proc/stat; this run\'s CPU = bash `times` (this script and its children) plus the detached uniso daemons. Kernel work nobody is billed for (page-cache writeback, reclaim after drop_caches) counts as "other".', '');
+}
+
+// BENCH_ONLY=11: section 11 alone
+if (only) {
+  remoteSection();
+  finish();
+  process.exit();
 }
 
 L.push('## Build time breakdown', '');
@@ -369,6 +432,8 @@ L.push(`Inflating view: ${facts.docker_view} (${dockerBytes} bytes, every byte i
   L.push(`| 8 concurrent readers, daemon VmHWM (MB) | ${h.join(' | ')} | max ${f1(read8Hwm / MB)} |`, '');
 }
 
+remoteSection();
+
 L.push('## Method', '');
 L.push(
   '- One invocation measures uniso and every baseline; compare ratios, not absolute numbers across runs',
@@ -399,17 +464,80 @@ L.push(
   '  with the kernel readahead `uniso mount` sets (read_ahead_kb 1024).',
   '',
 );
-fs.writeFileSync(out, L.join('\n'));
+finish();
 
-// ---- stdout summary ---------------------------------------------------------------
-const rows = [['metric', 'uniso', 'baseline', 'ratio', 'target', 'result']];
-for (const m of metrics) rows.push([m.name, m.fmt(m.u), m.fmt(m.b), ratioStr(m), m.target, verdict(m, false)]);
-const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-process.stdout.write('\n' + rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n') + '\n');
-if (busy) process.stdout.write(`\nnote: other processes used ${(100 * foreignShare).toFixed(0)}% of the CPU during this run; timings are skewed\n`);
-const skewed = sections.filter((y) => y.share > 0.05);
-if (skewed.length) process.stdout.write(`${busy ? '' : '\n'}note: other processes skewed these sections' timings:\n`);
-for (const x of skewed) process.stdout.write(`  ${x.name}: ${(100 * x.share).toFixed(0)}% of the cores (${f1(x.foreign)} s of CPU over ${f1(x.wall)} s)\n`);
-process.stdout.write(`\ntree ${mb(num('tree_bytes'))}; bench ${f1(num('bench_s'))} s; details in ${path.relative(process.cwd(), out) || out}\n`);
-for (const c of checks.filter((x) => !x.ok)) process.stdout.write(`check failed: ${c.name}: ${c.detail}\n`);
-if (process.env.BENCH_STRICT === '1' && metrics.some((m) => m.pass === false)) process.exit(1);
+// ---- section 11: remote mount -------------------------------------------------------
+function remoteSection() {
+  const reps = [...new Set(remote.map((r) => r.rep))].sort((a, b) => a - b);
+  const delay = facts.remote_delay_ms;
+  const q = num('remote_proxy_queue_bytes');
+  L.push('## Remote mount', '');
+  const ms = (k) => (facts[k] ? `${f1(num(k) * 1000)} ms` : '?');
+  L.push(`nginx on 127.0.0.1 serves U.iso and a plain copy of ${facts.view} (taken out of a local mount) from bench/work/www/,`,
+    `behind bench/delay-proxy.js: ${delay} ms added each way (a request/response round trip costs ${2 * delay} ms more: curl's time to`,
+    `the first byte of the index was ${ms('remote_ttfb_direct_s')} direct, ${ms('remote_ttfb_proxy_s')} through it; the TCP handshake is not delayed),`,
+    `at most ${f1(q / MiB)} MiB queued per connection and direction, which caps one connection at ${f1(q / (delay / 1000) / MB)} MB/s like a TCP window would.`,
+    `Remote mount: \`uniso mount ${facts.remote_url} MNT --cache-dir DIR --cache-size 2G\`. Bytes fetched = body and header bytes the proxy passed`,
+    `server -> client from before the mount to after the unmount (the catalog and whatever else the mount reads included). Tools: ${facts.tools_remote}.`, '');
+  if (remoteError) L.push(`**Not measured:** \`uniso mount ${facts.remote_url}\` failed: \`${remoteError}\`. The baselines below were measured.`, '');
+  const copies = [
+    ['curl -o of the plain copy', 'curl', 'curl-bytes'],
+    ['uniso mount URL, fresh empty cache dir: cp', 'uniso', 'uniso-bytes'],
+    ['&nbsp;&nbsp;its mount (untimed in the metric)', 'uniso-mount', 'uniso-mount-bytes'],
+    ['uniso mount URL, same cache dir, fresh daemon: cp', 'uniso-cached', 'uniso-cached-bytes'],
+    ['uniso mount of U.iso on httpdirfs --cache: cp', 'httpdirfs', 'httpdirfs-bytes'],
+    ['&nbsp;&nbsp;its mount (httpdirfs, then uniso mount)', 'httpdirfs-mount', null],
+    ['uniso mount of the local U.iso: cp', 'local', null],
+  ];
+  const sec = (k, rep) => { const r = remote.find((x) => x.kind === k && x.rep === rep); return r ? f2(r.v) : '-'; };
+  const range = (k) => {
+    const v = rVals(k);
+    if (!v.length) return '-';
+    const lo = Math.min(...v);
+    const hi = Math.max(...v);
+    return lo === hi ? String(lo) : `${lo} - ${hi}`;
+  };
+  L.push(`| copy of ${facts.remote_template} (${viewBytes} bytes) | ${reps.map((r) => `rep ${r} (s)`).join(' | ')} | median (s) | median MB/s | bytes fetched |`,
+    `|---|${reps.map(() => '---:|').join('')}---:|---:|---:|`);
+  for (const [label, k, bk] of copies) {
+    const isCopy = !/-mount$/.test(k);
+    const med = rMed(k);
+    L.push(`| ${label} | ${reps.map((rep) => sec(k, rep)).join(' | ')} | ${Number.isNaN(med) ? '-' : f2(med)} | ${isCopy && !Number.isNaN(med) ? f1(viewBytes / med / MB) : '-'} | ${bk ? range(bk) : '-'} |`);
+  }
+  L.push('');
+  const raw = rMax('raw-bytes');
+  L.push(`Raw disk view ${facts.remote_raw_view} (${facts.remote_raw_view_bytes} bytes, sparse): \`cp --sparse=always\` out of a remote mount with a fresh cache dir, once:`,
+    Number.isNaN(raw) ? 'not measured;' : `${raw} bytes fetched in ${f1(rMax('raw'))} s;`,
+    rawPool === null ? `the pool bytes its recipe uses: ${RAW_POOL_PENDING}.` : `the pool bytes its recipe uses (\`uniso info --json\` views[].poolBytes): ${rawPool}.`, '');
+  const hwm = (k) => (Number.isNaN(rMax(k)) ? '-' : f1(rMax(k) / 1024));
+  L.push(`Daemon VmHWM (MiB, largest): remote mount ${hwm('uniso-vmhwm')} (fresh cache), ${hwm('uniso-cached-vmhwm')} (cached), ${hwm('raw-vmhwm')} (raw disk); uniso on httpdirfs ${hwm('httpdirfs-vmhwm')}.`,
+    `Disk cache after the first copy: uniso ${range('uniso-cache-bytes')} bytes, httpdirfs ${range('httpdirfs-cache-bytes')} bytes.`, '');
+  L.push('| check | result | detail |', '|---|---|---|');
+  for (const c of remoteChecks) L.push(`| ${c.name} | ${c.ok ? 'ok' : '**FAIL**'} | ${c.detail.replace(/\|/g, '\\|')} |`);
+  L.push('');
+  L.push('Method: each rep, in this order, every copy timed from a dropped page cache to after `sync`: `curl -sSf -o` of the plain copy',
+    'through the proxy; a fresh `uniso mount URL` on a new empty cache dir (mount untimed), `cp` of the view, unmount; a fresh',
+    'daemon on that same cache dir, `cp` again, unmount; `httpdirfs -f --cache --cache-location NEW_DIR --no-range-check`',
+    'of the proxy\'s root and `uniso mount` of the U.iso it shows, `cp`, unmount both; `uniso mount` of the local U.iso, `cp`.',
+    'httpdirfs runs with its disk cache, as a user reading a large file would (without it each read is a range request of',
+    'its own), and with --no-range-check: Debian\'s httpdirfs 1.2.5 looks for Accept-Ranges in its range responses, which',
+    'nginx sends only in full ones, and exits (httpdirfs issue #188). Copies are checked for their size every rep and',
+    'their sha256 against `uniso ls --json` on the last. The raw disk copy runs once, after the reps. The byte metrics',
+    'take the largest count of the reps, the time metrics the median.', '');
+}
+
+// ---- results.md and the stdout summary ---------------------------------------------
+function finish() {
+  fs.writeFileSync(out, L.join('\n'));
+  const rows = [['metric', 'uniso', 'baseline', 'ratio', 'target', 'result']];
+  for (const m of metrics) rows.push([m.name, cellStr(m, m.u), cellStr(m, m.b), ratioStr(m), m.target, verdict(m, false)]);
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  process.stdout.write('\n' + rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')).join('\n') + '\n');
+  if (busy) process.stdout.write(`\nnote: other processes used ${(100 * foreignShare).toFixed(0)}% of the CPU during this run; timings are skewed\n`);
+  const skewed = sections.filter((y) => y.share > 0.05);
+  if (skewed.length) process.stdout.write(`${busy ? '' : '\n'}note: other processes skewed these sections' timings:\n`);
+  for (const x of skewed) process.stdout.write(`  ${x.name}: ${(100 * x.share).toFixed(0)}% of the cores (${f1(x.foreign)} s of CPU over ${f1(x.wall)} s)\n`);
+  process.stdout.write(`\ntree ${mb(num('tree_bytes'))}; bench ${f1(num('bench_s'))} s; details in ${path.relative(process.cwd(), out) || out}\n`);
+  for (const c of [...checks, ...remoteChecks].filter((x) => !x.ok)) process.stdout.write(`check failed: ${c.name}: ${c.detail}\n`);
+  if (process.env.BENCH_STRICT === '1' && metrics.some((m) => m.pass === false)) process.exitCode = 1;
+}

@@ -44,9 +44,27 @@
 #                   + curl of the docker tar and the tar.gz vs the FUSE reads of
 #                   the same views, target >= 0.8; (e) 8 concurrent `cat`s of the 8
 #                   largest views (< 4 GiB) on a fresh daemon: VmHWM <= 250 MB
-# Needs root (drop_caches, debootstrap, FUSE). Everything mounted is unmounted
-# on exit, also on failure. Env: BENCH_REPS=3, BENCH_KEEP=1 keeps the big
-# outputs in bench/work/, BENCH_STRICT=1 exits 1 when a target fails.
+#  11. remote mount nginx on 127.0.0.1 serves bench/work/www/ (U.iso, and a plain copy
+#                   of the proxmox tar.gz view taken out of a local mount) behind
+#                   bench/delay-proxy.js, 25 ms each way (BENCH_DELAY_MS); each rep, cold:
+#                   (a) bytes the proxy passed server->client for `uniso mount URL`
+#                   with a fresh empty --cache-dir, `cp` of the tar.gz, umount, vs its
+#                   size, target <= 1.05; (c) that cp's time vs `curl -o` of the plain
+#                   copy through the proxy, target ratio <= 1.5; (d) vs `cp` out of
+#                   `uniso mount` of U.iso on `httpdirfs --cache --no-range-check`,
+#                   target >= 2x; (e) a fresh daemon on the same --cache-dir vs a
+#                   local `uniso mount U.iso`, target speed ratio >= 0.8; once: (b) bytes
+#                   fetched for `cp --sparse=always` of the raw disk view vs the pool
+#                   bytes its recipe uses (`uniso info --json`), target <= 1.05. Until
+#                   `uniso mount URL` works its figures are "not measured" and the
+#                   baselines still run
+# Needs root (drop_caches, debootstrap, FUSE). Everything mounted or started is
+# stopped on exit, also on failure. Env: BENCH_REPS=3, BENCH_KEEP=1 keeps the big
+# outputs in bench/work/, BENCH_STRICT=1 exits 1 when a target fails,
+# BENCH_ONLY=11 runs only section 11 (after the tree, the input ISO and the
+# `uniso build` it needs; no other section can run alone yet) and writes its
+# results to bench/work/results.md instead of bench/results.md; ports:
+# BENCH_HTTP_PORT (18380), BENCH_NGINX_PORT (18381), BENCH_PROXY_PORT (18382).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -62,6 +80,21 @@ SMNT="$WORK/mnt-squashfuse"
 PT_PID=
 HTTP_PID=
 HTTP_PORT=${BENCH_HTTP_PORT:-18380}
+ONLY=${BENCH_ONLY:-}
+case "$ONLY" in
+  ''|11) ;;
+  *) echo "bench: BENCH_ONLY=$ONLY: only section 11 can run alone" >&2; exit 2 ;;
+esac
+# section 11: nginx, the delaying proxy, httpdirfs and the remote uniso mount
+RMNT="$WORK/mnt-remote"
+HMNT="$WORK/mnt-httpdirfs"
+WWW="$WORK/www"
+NGINX_PID=
+NGINX_PORT=${BENCH_NGINX_PORT:-18381}
+PROXY_PID=
+PROXY_PORT=${BENCH_PROXY_PORT:-18382}
+DELAY_MS=${BENCH_DELAY_MS:-25}
+HD_PID=
 
 is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; }
 
@@ -86,11 +119,38 @@ stop_http() {
   HTTP_PID=
 }
 
-stop_uniso() {
-  if is_mounted "$UMNT" || [ -f "$(state_file)" ]; then
-    "${UNISO[@]}" umount "$UMNT" 2>/dev/null || true
+stop_uniso() { # [MNT]: the uniso mount at MNT ($UMNT)
+  local m=${1:-$UMNT}
+  if is_mounted "$m" || [ -f "$(state_file "$m")" ]; then
+    "${UNISO[@]}" umount "$m" 2>/dev/null || true
   fi
-  if is_mounted "$UMNT"; then fusermount3 -uz "$UMNT" || true; fi
+  if is_mounted "$m"; then fusermount3 -uz "$m" || true; fi
+}
+
+# stop_pid PID: TERM a process we started and wait for it (5 s, then KILL)
+stop_pid() {
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+stop_httpdirfs() {
+  if is_mounted "$HMNT"; then fusermount3 -u "$HMNT" 2>/dev/null || fusermount3 -uz "$HMNT" || true; fi
+  # it exits by itself once unmounted, not always at once
+  if [ -n "$HD_PID" ]; then
+    for _ in $(seq 50); do kill -0 "$HD_PID" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$HD_PID"
+  fi
+  HD_PID=
+}
+stop_remote() {
+  stop_uniso "$RMNT"
+  stop_httpdirfs
+  stop_pid "$PROXY_PID"
+  PROXY_PID=
+  stop_pid "$NGINX_PID"
+  NGINX_PID=
 }
 
 cleanup() {
@@ -99,9 +159,10 @@ cleanup() {
   stop_passthrough
   stop_squashfuse
   stop_http
-  stop_uniso
+  stop_uniso   # before httpdirfs: it may be reading U.iso through it
+  stop_remote
   if is_mounted "$WORK/mnt-kernel"; then umount "$WORK/mnt-kernel" || umount -l "$WORK/mnt-kernel" || true; fi
-  if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/U.iso" "$WORK/U-nodisk.iso" "$WORK/conv" "$WORK/disk"; fi
+  if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/U.iso" "$WORK/U-nodisk.iso" "$WORK/conv" "$WORK/disk" "$WORK/www" "$WORK/remote"; fi
   [ $rc = 0 ] || echo "bench: FAILED (exit $rc); logs in $WORK" >&2
   exit $rc
 }
@@ -130,14 +191,15 @@ mark() {
   printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$(now)" "$(busy_ticks)" "$(times_secs "$WORK/times-mark")" "$DAEMON_TICKS" >> "$WORK/marks.tsv"
 }
 say() { echo "bench: $*" >&2; }
-# where `uniso mount` keeps its state (pid) for a mount point, as src/fuse/control.ts names it
-state_file() { echo "/run/uniso/$(printf '%s' "$UMNT" | sha256sum | cut -c1-16).json"; }
-daemon_pid() {
-  local f; f=$(state_file)
+# where `uniso mount` keeps its state (pid) for a mount point ($UMNT unless given), as src/fuse/control.ts names it
+state_file() { echo "/run/uniso/$(printf '%s' "${1:-$UMNT}" | sha256sum | cut -c1-16).json"; }
+daemon_pid() { # [MNT]
+  local m=${1:-$UMNT} f
+  f=$(state_file "$m")
   if [ -f "$f" ]; then
     node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).pid))' "$f"
   else
-    pgrep -f "uniso mount --foreground .* $UMNT\$" | head -1
+    pgrep -f "uniso mount --foreground .* $m\$" | head -1
   fi
 }
 # raise_ra MNT: the kernel readahead of a FUSE mount to what `uniso mount` sets (1 MiB),
@@ -199,10 +261,13 @@ T_BEGIN=$(now)
 stop_passthrough
 stop_squashfuse
 stop_uniso
+stop_uniso "$RMNT"
+stop_httpdirfs
 rm -rf "$WORK"
 mkdir -p "$WORK" "$UMNT" "$PMNT" "$SMNT"
 FACTS="$WORK/facts.tsv"
 : > "$FACTS"
+fact bench_only "$ONLY"
 
 # ---- 1. the tree and the input ISO (cached) --------------------------------
 say "preparing the appliance (cached under bench/cache/)"
@@ -239,6 +304,12 @@ uniso_build "" "$WORK/U.iso"
 fact universal_iso_bytes "$(stat -c %s "$WORK/U.iso")"
 "${UNISO[@]}" ls --json "$WORK/U.iso" > "$WORK/views.json"
 "${UNISO[@]}" info --json "$WORK/U.iso" > "$WORK/info.json"
+VIEW_REL=$(view_path '^proxmox/[^/]*\.tar\.gz$')
+fact view "$VIEW_REL"
+fact view_bytes "$(view_size "$VIEW_REL")"
+
+# BENCH_ONLY=11: straight to section 11 (sections 5 to 10 below, not indented, are skipped)
+if [ -z "$ONLY" ]; then
 
 # ---- 5. build time without the disk views (same ISO, same cold start) ---------
 mark "uniso build without disk views"
@@ -309,10 +380,7 @@ rm -rf "$WORK/conv"   # only the sizes are needed from here on; frees the page c
 
 # ---- 4/5. FUSE first-read throughput and daemon RSS ---------------------------
 mark "FUSE reads"
-VIEW_REL=$(node -e 'const v = require(process.argv[1]); process.stdout.write(v.find((x) => /^proxmox\/.*\.tar\.gz$/.test(x.path)).path)' "$WORK/views.json")
 EXTRA_VIEWS=$(node -e 'const v = require(process.argv[1]); process.stdout.write(v.filter((x) => /^(lxc\/.*\.tar\.gz|docker\/.*\.tar)$/.test(x.path)).map((x) => x.path).join("\n"))' "$WORK/views.json")
-fact view "$VIEW_REL"
-fact view_bytes "$(node -e 'const v = require(process.argv[1]); process.stdout.write(String(v.find((x) => x.path === process.argv[2]).size))' "$WORK/views.json" "$VIEW_REL")"
 : > "$WORK/reads.tsv"
 for rep in $(seq 1 "$REPS"); do
   say "FUSE cold reads, rep $rep/$REPS"
@@ -505,6 +573,223 @@ for rep in $(seq 1 "$REPS"); do
 done
 rm -rf "$SQ" "$WORK/plain.tar.gz"
 
+fi # BENCH_ONLY: sections 5 to 10
+
+# ---- 11. remote mount: `uniso mount URL` through a delaying proxy vs curl, httpdirfs, local ----
+mark "remote mount"
+say "remote mount: nginx on 127.0.0.1:$NGINX_PORT behind bench/delay-proxy.js ($DELAY_MS ms each way) on :$PROXY_PORT"
+if ! command -v nginx >/dev/null || ! command -v httpdirfs >/dev/null; then
+  say "installing nginx and httpdirfs (.ci/install-deps.sh)"
+  "$ROOT/.ci/install-deps.sh"
+fi
+for p in "$NGINX_PORT" "$PROXY_PORT"; do
+  if command -v ss >/dev/null && ss -Hltn "sport = :$p" | grep -q .; then say "port $p is in use (set BENCH_NGINX_PORT / BENCH_PROXY_PORT)"; exit 1; fi
+done
+RW="$WORK/remote"   # caches and copies (removed on exit); logs go to $WORK/remote-*
+rm -rf "$RW" "$WWW"
+mkdir -p "$RW/nginx/tmp" "$RW/out" "$WWW" "$RMNT" "$HMNT"
+TEMPLATE=$(basename "$VIEW_REL")
+fact remote_delay_ms "$DELAY_MS"
+fact remote_template "$TEMPLATE"
+fact tools_remote "$(nginx -v 2>&1 | sed 's/^nginx version: //'), $(httpdirfs -V 2>&1 | head -1 | sed 's/ version / /'), $(curl --version | head -1 | cut -d' ' -f1-2)"
+: > "$WORK/remote.tsv"
+: > "$WORK/remote-checks.tsv"
+rrec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/remote.tsv"; }
+rcheck() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/remote-checks.tsv"; }
+VIEW_SHA=$(node -e 'const v = require(process.argv[1]); process.stdout.write(v.find((x) => x.path === process.argv[2]).sha256)' "$WORK/views.json" "$VIEW_REL")
+# copy_check NAME FILE REP: FILE is the tar.gz view (its size every rep; its sha256 on the last rep)
+copy_check() {
+  local size sum
+  size=$(stat -c %s "$2")
+  if [ "$size" != "$(view_size "$VIEW_REL")" ]; then rcheck "$1" FAIL "rep $3: $size bytes, want $(view_size "$VIEW_REL")"; return; fi
+  [ "$3" = "$REPS" ] || return 0
+  sum=$(sha256sum "$2" | cut -d' ' -f1)
+  if [ "$sum" = "$VIEW_SHA" ]; then rcheck "$1" ok "size as listed each rep; sha256 of rep $3 as listed"
+  else rcheck "$1" FAIL "rep $3: sha256 $sum, want $VIEW_SHA"; fi
+}
+
+# what nginx serves: U.iso (a hard link) and the baseline's plain file, the tar.gz view copied
+# out of a local mount (a directory of their own: httpdirfs lists only them, and nginx never
+# stats the FUSE mount points in $WORK)
+ln "$WORK/U.iso" "$WWW/U.iso"
+mount_uniso
+cp "$UMNT/$VIEW_REL" "$WWW/$TEMPLATE"
+stop_uniso
+copy_check plain-copy "$WWW/$TEMPLATE" "$REPS"
+cat > "$RW/nginx/nginx.conf" <<NGINX
+user root;
+worker_processes 1;
+daemon off;
+pid $RW/nginx/nginx.pid;
+error_log $WORK/remote-nginx.log warn;
+events { worker_connections 512; }
+http {
+  access_log off;
+  sendfile on;
+  default_type application/octet-stream;
+  client_body_temp_path $RW/nginx/tmp/body;
+  proxy_temp_path $RW/nginx/tmp/proxy;
+  fastcgi_temp_path $RW/nginx/tmp/fastcgi;
+  uwsgi_temp_path $RW/nginx/tmp/uwsgi;
+  scgi_temp_path $RW/nginx/tmp/scgi;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $WWW;
+    autoindex on;
+  }
+}
+NGINX
+nginx -c "$RW/nginx/nginx.conf" -p "$RW/nginx" -e "$WORK/remote-nginx.log" >> "$WORK/remote-nginx.log" 2>&1 &
+NGINX_PID=$!
+for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+curl -sf -o /dev/null "http://127.0.0.1:$NGINX_PORT/" || { say "nginx did not start: $(tail -3 "$WORK/remote-nginx.log")"; exit 1; }
+PROXY_STATS="$WORK/remote-proxy-stats.json"
+node "$HERE/delay-proxy.js" "$PROXY_PORT" "127.0.0.1:$NGINX_PORT" "$DELAY_MS" "$PROXY_STATS" > "$WORK/remote-proxy.log" 2>&1 &
+PROXY_PID=$!
+for _ in $(seq 100); do grep -q ready "$WORK/remote-proxy.log" && break; kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+grep -q ready "$WORK/remote-proxy.log" || { say "delay-proxy did not start: $(cat "$WORK/remote-proxy.log")"; exit 1; }
+BASE="http://127.0.0.1:$PROXY_PORT"
+URL="$BASE/U.iso"
+fact remote_url "$URL"
+proxy_stat() { node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))[process.argv[2]]))' "$PROXY_STATS" "$1"; }
+fact remote_proxy_queue_bytes "$(proxy_stat queueBytes)"
+# the latency the proxy adds, as curl sees it: time to the first byte of the index, direct and through it (median of 5)
+ttfb() { for _ in 1 2 3 4 5; do curl -sSf -o /dev/null -w '%{time_starttransfer}\n' "$1"; done | sort -n | sed -n 3p; }
+fact remote_ttfb_direct_s "$(ttfb "http://127.0.0.1:$NGINX_PORT/")"
+fact remote_ttfb_proxy_s "$(ttfb "$BASE/")"
+# fetched_now: bytes the proxy has passed server -> client so far (its totals, written on SIGUSR1)
+fetched_now() { kill -USR1 "$PROXY_PID"; sleep 0.1; proxy_stat down; }
+# fetched: the same once every connection has closed (5 s at most: the clients are done by then)
+fetched() {
+  for _ in $(seq 50); do
+    kill -USR1 "$PROXY_PID"
+    sleep 0.1
+    [ "$(proxy_stat open)" != 0 ] || break
+  done
+  proxy_stat down
+}
+
+# rmount CACHE_DIR: `uniso mount URL` at $RMNT with CACHE_DIR, its pid in rpid; on failure
+# (`uniso mount` without a remote source) REMOTE_OK=0, fact remote_error, return 1
+REMOTE_OK=1
+rpid=
+rmount() {
+  if ! "${UNISO[@]}" mount "$URL" "$RMNT" --cache-dir "$1" --cache-size 2G 2> "$WORK/remote-mount.err"; then
+    REMOTE_OK=0
+    fact remote_error "$(head -1 "$WORK/remote-mount.err" | cut -c1-300)"
+    say "uniso mount $URL failed, its figures are not measured: $(head -1 "$WORK/remote-mount.err")"
+    stop_uniso "$RMNT"
+    return 1
+  fi
+  rpid=$(daemon_pid "$RMNT")
+  [ -n "$rpid" ] || { say "cannot find the remote uniso daemon's pid"; exit 1; }
+}
+rumount() {
+  rrec "$1-vmhwm" "$2" "$(vmhwm_kb "$rpid")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$rpid")))
+  stop_uniso "$RMNT"
+}
+
+for rep in $(seq 1 "$REPS"); do
+  say "remote mount, rep $rep/$REPS: curl; uniso mount URL (fresh cache, then cached); uniso on httpdirfs; local"
+  OUT="$RW/out/template.tar.gz"
+  # (c) baseline: curl -o of the plain copy through the proxy
+  b0=$(fetched)
+  rrec curl "$rep" "$(timed curl -sSf -o "$OUT" "$BASE/$TEMPLATE")"
+  rrec curl-bytes "$rep" "$(($(fetched) - b0))"
+  copy_check curl "$OUT" "$rep"
+  rm -f "$OUT"
+
+  # (a), (c): uniso mount URL on a fresh empty cache dir; mount (untimed, its bytes counted), cp, umount
+  C="$RW/cache-$rep"
+  if [ "$REMOTE_OK" = 1 ]; then
+    rm -rf "$C"
+    mkdir -p "$C"
+    b0=$(fetched)
+    drop_caches
+    t0=$(now)
+    if rmount "$C"; then
+      t1=$(now)
+      rrec uniso-mount "$rep" "$(secs "$t0" "$t1")"
+      rrec uniso-mount-bytes "$rep" "$(($(fetched_now) - b0))"
+      rrec uniso "$rep" "$(timed cp "$RMNT/$VIEW_REL" "$OUT")"
+      rumount uniso "$rep"
+      rrec uniso-bytes "$rep" "$(($(fetched) - b0))"
+      rrec uniso-cache-bytes "$rep" "$(du -sb "$C" | cut -f1)"
+      copy_check uniso-remote "$OUT" "$rep"
+      rm -f "$OUT"
+    fi
+  fi
+  # (e): a fresh daemon on the same cache dir, page cache dropped
+  if [ "$REMOTE_OK" = 1 ]; then
+    b0=$(fetched)
+    if rmount "$C"; then
+      rrec uniso-cached "$rep" "$(timed cp "$RMNT/$VIEW_REL" "$OUT")"
+      rumount uniso-cached "$rep"
+      rrec uniso-cached-bytes "$rep" "$(($(fetched) - b0))"
+      copy_check uniso-remote-cached "$OUT" "$rep"
+      rm -f "$OUT"
+    fi
+  fi
+  rm -rf "$C"
+
+  # (d) baseline: `uniso mount` of U.iso as seen on httpdirfs (--cache: fresh cache location)
+  HC="$RW/httpdirfs-cache-$rep"
+  mkdir -p "$HC"
+  b0=$(fetched)
+  drop_caches
+  t0=$(now)
+  httpdirfs -f --cache --cache-location "$HC" --no-range-check "$BASE/" "$HMNT" >> "$WORK/remote-httpdirfs.log" 2>&1 &
+  HD_PID=$!
+  for _ in $(seq 100); do [ -e "$HMNT/U.iso" ] && break; kill -0 "$HD_PID" 2>/dev/null || break; sleep 0.1; done
+  [ -e "$HMNT/U.iso" ] || { say "httpdirfs did not mount: $(tail -3 "$WORK/remote-httpdirfs.log")"; exit 1; }
+  "${UNISO[@]}" mount "$HMNT/U.iso" "$UMNT"
+  pid=$(daemon_pid)
+  t1=$(now)
+  rrec httpdirfs-mount "$rep" "$(secs "$t0" "$t1")"
+  rrec httpdirfs "$rep" "$(timed cp "$UMNT/$VIEW_REL" "$OUT")"
+  rrec httpdirfs-vmhwm "$rep" "$(vmhwm_kb "$pid")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+  stop_httpdirfs
+  rrec httpdirfs-bytes "$rep" "$(($(fetched) - b0))"
+  rrec httpdirfs-cache-bytes "$rep" "$(du -sb "$HC" | cut -f1)"
+  copy_check httpdirfs "$OUT" "$rep"
+  rm -rf "$OUT" "$HC"
+
+  # (e) baseline: a local `uniso mount` of U.iso
+  mount_uniso
+  rrec local "$rep" "$(timed cp "$UMNT/$VIEW_REL" "$OUT")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+  copy_check local "$OUT" "$rep"
+  rm -f "$OUT"
+done
+
+# (b): the raw disk view, once, fresh cache dir: bytes fetched vs the pool bytes its recipe uses
+RAW_REL=$(view_path '^raw/[^/]*\.img$')
+fact remote_raw_view "$RAW_REL"
+fact remote_raw_view_bytes "$(view_size "$RAW_REL")"
+# `uniso info --json` gives views[].poolBytes (stored bytes of the distinct pool blocks a view's
+# recipe and the recipes it includes read) once it has it; empty until then
+fact remote_raw_pool_bytes "$(node -e 'const i = require(process.argv[1]); const v = (i.views || []).find((x) => x.path === process.argv[2]); process.stdout.write(v && Number.isFinite(v.poolBytes) ? String(v.poolBytes) : "")' "$WORK/info.json" "$RAW_REL")"
+if [ "$REMOTE_OK" = 1 ]; then
+  say "remote mount: cp --sparse=always of $RAW_REL (fresh cache)"
+  C="$RW/cache-raw"
+  mkdir -p "$C"
+  b0=$(fetched)
+  if rmount "$C"; then
+    rrec raw "1" "$(timed cp --sparse=always "$RMNT/$RAW_REL" "$RW/out/raw.img")"
+    rumount raw 1
+    rrec raw-bytes 1 "$(($(fetched) - b0))"
+    if [ "$(stat -c %s "$RW/out/raw.img")" = "$(view_size "$RAW_REL")" ]; then rcheck uniso-remote-raw ok "size as listed"
+    else rcheck uniso-remote-raw FAIL "$(stat -c %s "$RW/out/raw.img") bytes, want $(view_size "$RAW_REL")"; fi
+  fi
+  rm -rf "$C" "$RW/out/raw.img"
+fi
+stop_remote
+rm -rf "$RW" "$WWW"
+
 mark end
 T_END=$(now)
 BUSY1=$(busy_ticks)
@@ -519,4 +804,6 @@ fact bench_s "$(secs "$T_BEGIN" "$T_END")"
 fact reps "$REPS"
 
 # ---- report -----------------------------------------------------------------
-node "$HERE/report.js" "$WORK" "$HERE/results.md"
+# a BENCH_ONLY run writes its own results.md, not over the whole bench's
+if [ -n "$ONLY" ]; then RESULTS="$WORK/results.md"; else RESULTS="$HERE/results.md"; fi
+node "$HERE/report.js" "$WORK" "$RESULTS"
