@@ -1,31 +1,41 @@
-// On-disk cache of a remote file's chunks (--cache-dir): one file per
-// chunk, under a directory per remote file version (named by a hash of its
-// URL, size, ETag and Last-Modified, so a replaced file never finds the old
-// one's bytes). A chunk file is written under a temporary name and renamed
-// into place, and carries its length and an XXH3 of its bytes: a torn or
-// damaged file is never used (it is deleted and fetched again). Least
-// recently used chunks are evicted, across every version in the directory,
-// when the directory grows past its cap. Several daemons may share one
-// directory: renames are atomic, and a chunk evicted by another daemon is
-// just fetched again.
+// On-disk cache of a remote file's chunks (--cache-dir). Each version of a
+// remote file (its URL, size, ETag and Last-Modified hashed into a
+// directory name, so a replaced file never finds the old one's bytes) has
+// segment files of SEGMENT_CHUNKS chunks: `S.data`, sparse, holding chunk
+// i at its own offset in the segment, and `S.idx`, an append-only list of
+// 16-byte records (magic, chunk index, XXH3-64 of the chunk's bytes), one
+// appended after the chunk's bytes are written. A chunk is used only when
+// its bytes match its record, so a torn write (a crash between the two, a
+// partial record) is never used; several daemons may share a directory
+// (records are appended atomically, and every writer writes the same bytes
+// for a chunk). A run of cached chunks is read back in one read.
+// Least recently used segments are evicted (their files deleted), across
+// every version in the directory, when the directory grows past its cap;
+// a segment's use is its index file's modification time.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { XXHash3 } from 'xxhash-addon';
 import { UserError, describeErrno } from '../util/errors';
+import { nativeIfBuilt } from '../native';
 
-// ---- chunk file layout ---------------------------------------------------
-/** 8 bytes of magic, u32 LE length of the data, u32 reserved (0), 8 bytes XXH3-64 of the data, then the data. */
-const MAGIC = Buffer.from('UNISOCK1', 'latin1');
-const HEADER = 24;
-const SUFFIX = '.chunk';
-/** Temporary files older than this are a writer's leftovers (it died before the rename). */
-const STALE_TEMP_MS = 10 * 60 * 1000;
-/** A chunk's modification time (its last use) is refreshed at most this often. */
-const TOUCH_EVERY_MS = 60 * 1000;
+// ---- segment files -------------------------------------------------------
+/** Chunks per segment file. */
+const SEGMENT_CHUNKS = 512;
+/** Index record: u32 LE magic, u32 LE chunk index, 8 bytes XXH3-64 of the chunk's bytes. */
+const RECORD = 16;
+const RECORD_MAGIC = 0x31434e55; // "UNC1"
+const DATA_SUFFIX = '.data';
+const INDEX_SUFFIX = '.idx';
+/** A segment's use (its index file's mtime) is refreshed at most this often. */
+const TOUCH_EVERY_MS = 30 * 1000;
+/** How often a segment being written to is checked for having been evicted by another process. */
+const UNLINK_CHECK_MS = 5000;
 /** Eviction brings the directory down to this share of its cap. */
 const EVICT_TO = 0.9;
+/** Most bytes read from disk in one read. */
+const READ_MAX = 1 << 20;
 
 /** Identity of the remote file a cache directory holds chunks of. */
 export interface CachedFileId {
@@ -35,110 +45,228 @@ export interface CachedFileId {
   lastModified?: string;
 }
 
-function chunkName(i: number): string {
-  return `${i.toString(16).padStart(8, '0')}${SUFFIX}`;
+interface Segment {
+  data: number;
+  idx: number;
+  touchedAt: number;
+  checkedAt: number;
+}
+
+function segmentName(s: number): string {
+  return s.toString(16).padStart(6, '0');
+}
+
+function readvAt(fd: number, bufs: Buffer[], pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.readv(fd, bufs, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+function writeAt(fd: number, buf: Buffer, pos: number | null): Promise<void> {
+  return new Promise((resolve, reject) => fs.write(fd, buf, 0, buf.length, pos, (err) => (err ? reject(err) : resolve())));
 }
 
 export class DiskChunkCache {
-  /** chunks of this file version known to be on disk */
-  private readonly present = new Set<number>();
-  private readonly touched = new Map<number, number>();
+  /** chunks of this version on disk: their XXH3-64 */
+  private readonly present = new Map<number, Buffer>();
+  private readonly segments = new Map<number, Segment>();
   private readonly dir: string;
-  /** bytes in the whole cache directory, as last counted plus what this process wrote since */
+  /** allocated bytes of the whole cache directory, as last counted plus what this process wrote since */
   private total = 0;
   private evicting = false;
-  private seq = 0;
+  private closed = false;
 
-  constructor(readonly root: string, id: CachedFileId, private readonly capBytes: number, private readonly log?: (line: string) => void) {
+  constructor(readonly root: string, id: CachedFileId, private readonly chunkBytes: number, private readonly capBytes: number,
+    private readonly log?: (line: string) => void) {
     const key = crypto.createHash('sha256').update(JSON.stringify([id.url, id.size, id.etag ?? '', id.lastModified ?? ''])).digest('hex').slice(0, 32);
     this.dir = path.join(root, key);
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      fs.writeFileSync(path.join(this.dir, 'source.json.tmp'), `${JSON.stringify(id)}\n`);
-      fs.renameSync(path.join(this.dir, 'source.json.tmp'), path.join(this.dir, 'source.json'));
+      const tmp = path.join(this.dir, `source.json.${process.pid}.tmp`);
+      fs.writeFileSync(tmp, `${JSON.stringify(id)}\n`);
+      fs.renameSync(tmp, path.join(this.dir, 'source.json'));
     } catch (e) {
       throw new UserError(`${root}: cannot use as a cache directory (${describeErrno(e)})`);
     }
     for (const name of fs.readdirSync(this.dir)) {
-      if (name.endsWith(SUFFIX)) this.present.add(parseInt(name, 16));
+      if (name.endsWith(INDEX_SUFFIX)) this.loadIndex(path.join(this.dir, name), parseInt(name, 16));
     }
     this.total = this.count();
     if (this.total > this.capBytes) this.evict();
+  }
+
+  /** Read a segment's index records (a partial record at the end, or garbage, is skipped). */
+  private loadIndex(file: string, seg: number): void {
+    let b: Buffer;
+    try {
+      b = fs.readFileSync(file);
+    } catch {
+      return;
+    }
+    for (let o = 0; o + RECORD <= b.length; o += RECORD) {
+      const chunk = b.readUInt32LE(o + 4);
+      if (b.readUInt32LE(o) !== RECORD_MAGIC || Math.floor(chunk / SEGMENT_CHUNKS) !== seg) continue;
+      this.present.set(chunk, Buffer.from(b.subarray(o + 8, o + 16)));
+    }
   }
 
   has(i: number): boolean {
     return this.present.has(i);
   }
 
-  /** Chunk `i` of `len` bytes, or undefined (not there, or torn/damaged: then removed). */
-  async get(i: number, len: number): Promise<Buffer | undefined> {
-    if (!this.present.has(i)) return undefined;
-    const file = path.join(this.dir, chunkName(i));
-    let data: Buffer;
+  /** Segment `s`'s files, open (made when `create`). */
+  private segment(s: number, create: boolean): Segment | undefined {
+    let seg = this.segments.get(s);
+    if (seg) return seg;
+    const base = path.join(this.dir, segmentName(s));
     try {
-      data = await fs.promises.readFile(file);
-    } catch {
-      this.present.delete(i); // evicted by another daemon
-      return undefined;
-    }
-    if (data.length !== HEADER + len || !data.subarray(0, 8).equals(MAGIC) || data.readUInt32LE(8) !== len ||
-        !XXHash3.hash(data.subarray(HEADER)).equals(data.subarray(16, 24))) {
-      this.log?.(`cache: ${file} is damaged; fetching it again`);
-      this.present.delete(i);
-      fs.rm(file, { force: true }, () => { /* best effort */ });
-      return undefined;
-    }
-    const now = Date.now();
-    if (now - (this.touched.get(i) ?? 0) > TOUCH_EVERY_MS) {
-      this.touched.set(i, now);
-      const t = new Date(now);
-      fs.utimes(file, t, t, () => { /* evicted meanwhile: fine */ });
-    }
-    return data.subarray(HEADER);
-  }
-
-  /** Store chunk `i` (in the background; a failure only means it is fetched again later). */
-  put(i: number, data: Buffer): void {
-    if (this.present.has(i)) return;
-    const head = Buffer.alloc(HEADER);
-    MAGIC.copy(head, 0);
-    head.writeUInt32LE(data.length, 8);
-    XXHash3.hash(data).copy(head, 16);
-    const file = path.join(this.dir, chunkName(i));
-    const tmp = `${file}.${process.pid}.${this.seq++}.tmp`;
-    fs.writeFile(tmp, Buffer.concat([head, data]), { mode: 0o600 }, (err) => {
-      if (err) {
-        fs.rm(tmp, { force: true }, () => { /* best effort */ });
-        return;
+      const data = fs.openSync(base + DATA_SUFFIX, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDONLY, 0o600);
+      let idx: number;
+      try {
+        idx = fs.openSync(base + INDEX_SUFFIX, create ? 'a' : 'r', 0o600);
+      } catch (e) {
+        fs.closeSync(data);
+        throw e;
       }
-      fs.rename(tmp, file, (err2) => {
-        if (err2) {
-          fs.rm(tmp, { force: true }, () => { /* best effort */ });
-          return;
-        }
-        this.present.add(i);
-        this.total += HEADER + data.length;
-        if (this.total > this.capBytes) this.evict();
-      });
-    });
+      seg = { data, idx, touchedAt: 0, checkedAt: Date.now() };
+      this.segments.set(s, seg);
+      return seg;
+    } catch {
+      return undefined;
+    }
   }
 
-  /** Bytes of every chunk file under the cache directory. */
-  private count(): number {
+  private closeSegment(s: number): void {
+    const seg = this.segments.get(s);
+    if (!seg) return;
+    this.segments.delete(s);
+    for (const fd of [seg.data, seg.idx]) {
+      try { fs.closeSync(fd); } catch { /* closed */ }
+    }
+  }
+
+  /** Refresh the segment's last use (its index file's mtime), at most every TOUCH_EVERY_MS. */
+  private touch(s: number, seg: Segment): void {
+    const now = Date.now();
+    if (now - seg.touchedAt < TOUCH_EVERY_MS) return;
+    seg.touchedAt = now;
+    const t = new Date(now);
+    fs.futimes(seg.idx, t, t, () => { /* evicted meanwhile: fine */ });
+  }
+
+  /**
+   * Read chunks [a, a + bufs.length) (present, in one segment) into `bufs`
+   * (each its chunk's size) with one read; for each, whether its bytes match
+   * its record (a chunk that does not, torn, damaged or evicted, is
+   * forgotten).
+   */
+  async getRun(a: number, bufs: Buffer[]): Promise<boolean[]> {
+    const s = Math.floor(a / SEGMENT_CHUNKS);
+    const ok: boolean[] = new Array(bufs.length).fill(false);
+    const seg = this.segment(s, false);
+    if (!seg) {
+      for (let k = 0; k < bufs.length; k++) this.present.delete(a + k);
+      return ok;
+    }
+    let got = 0;
+    try {
+      got = await readvAt(seg.data, bufs, (a - s * SEGMENT_CHUNKS) * this.chunkBytes);
+    } catch { /* treated as missing */ }
+    this.touch(s, seg);
+    for (let k = 0, at = 0; k < bufs.length; at += bufs[k].length, k++) {
+      const i = a + k;
+      const want = this.present.get(i);
+      if (want && at + bufs[k].length <= got && XXHash3.hash(bufs[k]).equals(want)) {
+        ok[k] = true;
+      } else if (want) {
+        this.present.delete(i);
+        this.log?.(`cache: chunk ${i} in ${path.join(this.dir, segmentName(s) + DATA_SUFFIX)} is damaged or incomplete; fetching it again`);
+      }
+    }
+    return ok;
+  }
+
+  /** Have the kernel read chunks [a, a + n) (those present) into the page cache in the background (advice). */
+  advise(a: number, n: number): void {
+    const addon = nativeIfBuilt();
+    if (!addon) return;
+    for (let i = a; i < a + n;) {
+      while (i < a + n && !this.present.has(i)) i++;
+      const s = Math.floor(i / SEGMENT_CHUNKS);
+      let e = i;
+      while (e < a + n && this.present.has(e) && Math.floor(e / SEGMENT_CHUNKS) === s) e++;
+      if (e > i) {
+        const seg = this.segment(s, false);
+        if (seg) addon.willNeed(seg.data, (i - s * SEGMENT_CHUNKS) * this.chunkBytes, (e - i) * this.chunkBytes);
+      }
+      i = e;
+    }
+  }
+
+  /** Chunks from `a` that are present, consecutive and in the same segment as `a`, at most `max` of them. */
+  runLength(a: number, max: number): number {
+    const segEnd = (Math.floor(a / SEGMENT_CHUNKS) + 1) * SEGMENT_CHUNKS;
+    const limit = Math.min(max, segEnd - a, Math.floor(READ_MAX / this.chunkBytes));
     let n = 0;
-    for (const f of this.files()) n += f.size;
+    while (n < limit && this.present.has(a + n)) n++;
     return n;
   }
 
-  private files(): { file: string; size: number; mtime: number; dir: string }[] {
-    const out: { file: string; size: number; mtime: number; dir: string }[] = [];
+  /** Store chunks from `a` (consecutive), in the background; a failure only means they are fetched again. */
+  put(a: number, chunks: Buffer[]): void {
+    for (let k = 0; k < chunks.length;) {
+      const n = Math.min(chunks.length - k, (Math.floor((a + k) / SEGMENT_CHUNKS) + 1) * SEGMENT_CHUNKS - (a + k));
+      this.putInSegment(a + k, chunks.slice(k, k + n));
+      k += n;
+    }
+  }
+
+  private putInSegment(a: number, chunks: Buffer[]): void {
+    if (this.closed || !chunks.length) return;
+    const s = Math.floor(a / SEGMENT_CHUNKS);
+    let seg = this.segment(s, true);
+    if (!seg) return;
+    const now = Date.now();
+    if (now - seg.checkedAt > UNLINK_CHECK_MS) {
+      seg.checkedAt = now;
+      try {
+        if (fs.fstatSync(seg.data).nlink === 0) {
+          // evicted by another process: write to a new segment, not to a deleted file
+          this.closeSegment(s);
+          seg = this.segment(s, true);
+          if (!seg) return;
+        }
+      } catch { return; }
+    }
+    // a copy: the chunks' buffers go back to their owner's free list while this write waits
+    const data = Buffer.concat(chunks);
+    const records = Buffer.alloc(RECORD * chunks.length);
+    const sums: Buffer[] = [];
+    chunks.forEach((c, k) => {
+      const sum = XXHash3.hash(c);
+      sums.push(sum);
+      records.writeUInt32LE(RECORD_MAGIC, k * RECORD);
+      records.writeUInt32LE(a + k, k * RECORD + 4);
+      sum.copy(records, k * RECORD + 8);
+    });
+    const target = seg;
+    writeAt(target.data, data, (a - s * SEGMENT_CHUNKS) * this.chunkBytes)
+      .then(() => writeAt(target.idx, records, null)) // after the bytes: a record never names bytes not yet written
+      .then(() => {
+        sums.forEach((sum, k) => this.present.set(a + k, sum));
+        this.touch(s, target);
+        this.total += data.length + records.length;
+        if (this.total > this.capBytes) this.evict();
+      }, () => { /* not cached: fetched again when read */ });
+  }
+
+  /** Every segment in the cache directory: allocated bytes and last use. */
+  private segmentsOnDisk(): { base: string; bytes: number; used: number; dir: string; seg: number }[] {
+    const out: { base: string; bytes: number; used: number; dir: string; seg: number }[] = [];
     let dirs: string[];
     try {
       dirs = fs.readdirSync(this.root);
     } catch {
       return out;
     }
-    const now = Date.now();
     for (const d of dirs) {
       const dir = path.join(this.root, d);
       let names: string[];
@@ -148,38 +276,49 @@ export class DiskChunkCache {
         continue;
       }
       for (const name of names) {
-        const file = path.join(dir, name);
+        if (!name.endsWith(INDEX_SUFFIX)) continue;
+        const base = path.join(dir, name.slice(0, -INDEX_SUFFIX.length));
         try {
-          const st = fs.statSync(file);
-          if (name.endsWith('.tmp')) {
-            if (now - st.mtimeMs > STALE_TEMP_MS) fs.rmSync(file, { force: true });
-          } else if (name.endsWith(SUFFIX)) {
-            out.push({ file, size: st.size, mtime: st.mtimeMs, dir });
-          }
+          const idx = fs.statSync(base + INDEX_SUFFIX);
+          let bytes = idx.size;
+          try { bytes += fs.statSync(base + DATA_SUFFIX).blocks * 512; } catch { /* index only */ }
+          out.push({ base, bytes, used: idx.mtimeMs, dir, seg: parseInt(name, 16) });
         } catch { /* removed meanwhile */ }
       }
     }
     return out;
   }
 
-  /** Delete the least recently used chunks of the whole directory until it is under EVICT_TO of its cap. */
+  private count(): number {
+    return this.segmentsOnDisk().reduce((s, x) => s + x.bytes, 0);
+  }
+
+  /** Delete the least recently used segments of the whole directory until it is under EVICT_TO of its cap. */
   private evict(): void {
     if (this.evicting) return;
     this.evicting = true;
     try {
-      const files = this.files().sort((a, b) => a.mtime - b.mtime);
-      let total = files.reduce((s, f) => s + f.size, 0);
-      for (const f of files) {
+      const segs = this.segmentsOnDisk().sort((x, y) => x.used - y.used);
+      let total = segs.reduce((s, x) => s + x.bytes, 0);
+      for (const x of segs) {
         if (total <= this.capBytes * EVICT_TO) break;
-        try {
-          fs.rmSync(f.file, { force: true });
-        } catch { /* gone */ }
-        total -= f.size;
-        if (f.dir === this.dir) this.present.delete(parseInt(path.basename(f.file), 16));
+        // the index first: its records must never outlive the bytes they name
+        fs.rmSync(x.base + INDEX_SUFFIX, { force: true });
+        fs.rmSync(x.base + DATA_SUFFIX, { force: true });
+        total -= x.bytes;
+        if (x.dir === this.dir) {
+          this.closeSegment(x.seg);
+          for (let i = x.seg * SEGMENT_CHUNKS; i < (x.seg + 1) * SEGMENT_CHUNKS; i++) this.present.delete(i);
+        }
       }
       this.total = total;
     } finally {
       this.evicting = false;
     }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of [...this.segments.keys()]) this.closeSegment(s);
   }
 }

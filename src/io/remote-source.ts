@@ -30,8 +30,16 @@ const REQUEST_MAX = 2 << 20;
 const SEQUENTIAL_GAP = 256 * 1024;
 /** Sequential streams tracked at once (concurrent readers). */
 const STREAMS = 8;
+/** Cap of the disk cache when --cache-size is not given (2 GiB; not `2 << 30`, which is negative in 32-bit shifts). */
+const DISK_CACHE_DEFAULT = 2 * 2 ** 30;
+/** Beyond the readahead, chunks of the disk cache the kernel is asked to read ahead (posix_fadvise). */
+const DISK_ADVISE = 8 << 20;
+/** Buffers of evicted chunks kept for reuse (CHUNK bytes each). */
+const SPARE_CHUNKS = 256;
+/** Fetched chunks are written to the disk cache this many at a time. */
+const DISK_WRITE_CHUNKS = 16;
 /** Memory for chunks when there is a disk cache (hot chunks only). */
-const MEMORY_WITH_DISK = 32 << 20;
+const MEMORY_WITH_DISK = 64 << 20;
 
 export interface RemoteSourceOptions extends HttpClientOptions {
   /** directory for the disk cache; memory only when absent */
@@ -65,6 +73,10 @@ export class RemoteSource implements ByteSource {
   private readonly inflight = new Map<number, Promise<Buffer>>();
   private readonly streams: Stream[] = [];
   private chunksFromDisk = 0;
+  /** buffers of evicted chunks, for the next ones */
+  private readonly spare: Buffer[] = [];
+  /** whether evicted chunks' buffers are reused (see preadv) */
+  private recycle = true;
   private readonly deadlineMs: number;
 
   private constructor(private readonly client: HttpRangeClient, first: Buffer, opts: RemoteSourceOptions) {
@@ -72,12 +84,17 @@ export class RemoteSource implements ByteSource {
     this.name = client.name;
     this.deadlineMs = opts.deadlineMs ?? NO_PROGRESS_DEADLINE_MS;
     const memBytes = opts.cacheDir ? MEMORY_WITH_DISK : Math.max(4 << 20, opts.cacheBytes ?? 256 << 20);
-    this.memory = new LRUCache<number, Buffer>({ maxSize: memBytes, sizeCalculation: (b) => Math.max(1, b.length) });
+    this.memory = new LRUCache<number, Buffer>({
+      maxSize: memBytes, sizeCalculation: (b) => Math.max(1, b.length),
+      // chunk buffers never leave this source (reads copy out of them): an evicted one takes the next chunk
+      dispose: (b) => { if (this.recycle && b.length === CHUNK && this.spare.length < SPARE_CHUNKS) this.spare.push(b); },
+    });
     this.disk = opts.cacheDir
       ? new DiskChunkCache(opts.cacheDir, { url: client.url.href, size: this.size, etag: client.pin.etag, lastModified: client.pin.lastModified },
-        Math.max(16 << 20, opts.cacheBytes ?? 2 << 30), opts.log)
+        CHUNK, Math.max(16 << 20, opts.cacheBytes ?? DISK_CACHE_DEFAULT), opts.log)
       : undefined;
-    this.keep(0, first);
+    this.memory.set(0, first);
+    if (!this.disk?.has(0)) this.disk?.put(0, [first]);
   }
 
   /** Open `url` (one request: its first chunk, which pins the file's size and version). */
@@ -104,35 +121,90 @@ export class RemoteSource implements ByteSource {
     return Math.min(CHUNK, this.size - i * CHUNK);
   }
 
-  private keep(i: number, data: Buffer): void {
-    this.memory.set(i, data);
-    this.disk?.put(i, data);
+  /** A buffer for chunk `i`: an evicted chunk's when it is a whole one. */
+  private chunkBuffer(i: number): Buffer {
+    const len = this.chunkLen(i);
+    return len === CHUNK && this.spare.length ? this.spare.pop()! : Buffer.allocUnsafeSlow(len);
   }
 
   async pread(buf: Buffer, offset: number): Promise<number> {
-    const len = Math.max(0, Math.min(buf.length, this.size - offset));
+    return this.preadv([buf], offset);
+  }
+
+  /** Scatter read: consecutive bytes from `offset` into `bufs` in turn (short only at the end of the file). */
+  async preadv(bufs: Buffer[], offset: number): Promise<number> {
+    const want = bufs.reduce((n, b) => n + b.length, 0);
+    const len = Math.max(0, Math.min(want, this.size - offset));
     if (len === 0) return 0;
     const end = offset + len;
     const c0 = Math.floor(offset / CHUNK);
     const c1 = Math.floor((end - 1) / CHUNK);
-    const ahead = this.readahead(offset, end);
-    const chunks = this.chunks(c0, c1 + 1, ahead);
-    let done = 0;
-    for (let i = c0; i <= c1; i++) {
-      const data = await this.bounded(chunks[i - c0], i);
-      const from = i === c0 ? offset - i * CHUNK : 0;
-      const to = Math.min(data.length, end - i * CHUNK);
-      data.copy(buf, done, from, to);
-      done += to - from;
+    let ahead = this.readahead(offset, end);
+    for (let attempt = 0; ; attempt++) {
+      const data = await this.bounded(Promise.all(this.chunks(c0, c1 + 1, ahead)), offset, len);
+      ahead = undefined;
+      // a chunk evicted while this read waited for the others may have had its buffer reused:
+      // copy only when every chunk is still cached in the buffer it came in (it then holds that chunk)
+      if (data.every((b, k) => this.memory.peek(c0 + k) === b)) {
+        this.copyOut(data, c0, bufs, offset, len);
+        return len;
+      }
+      if (attempt >= 2) this.recycle = false; // the cache is too small for the reads: stop reusing buffers
+      if (!this.recycle) {
+        this.copyOut(data, c0, bufs, offset, len);
+        return len;
+      }
     }
-    return done;
   }
 
-  /** Fail a wait for chunk `i` that makes no progress for the deadline (the request behind it may be stuck). */
-  private bounded(p: Promise<Buffer>, i: number): Promise<Buffer> {
+  /**
+   * Read into `bufs` (one after another) from `offset` at once, when every
+   * byte is in memory (fetched ahead); else 0, having started what the read
+   * needs (the caller then reads the usual way). Synchronous.
+   */
+  preadCached(bufs: Buffer[], offset: number): number {
+    const want = bufs.reduce((n, b) => n + b.length, 0);
+    const len = Math.max(0, Math.min(want, this.size - offset));
+    if (len === 0) return 0;
+    const end = offset + len;
+    const c0 = Math.floor(offset / CHUNK);
+    const c1 = Math.floor((end - 1) / CHUNK);
+    const data: Buffer[] = [];
+    for (let i = c0; i <= c1; i++) {
+      const b = this.memory.get(i);
+      if (!b) return 0;
+      data.push(b);
+    }
+    const ahead = this.readahead(offset, end);
+    if (ahead) this.chunks(c1 + 1, c1 + 1, ahead);
+    this.copyOut(data, c0, bufs, offset, len);
+    return len;
+  }
+
+  /** Copy `len` bytes from `offset` out of chunks `data` (chunk c0 first) into `bufs` in turn. */
+  private copyOut(data: Buffer[], c0: number, bufs: Buffer[], offset: number, len: number): void {
+    let k = 0;
+    let within = 0; // position in bufs[k]
+    for (let pos = offset; pos < offset + len;) {
+      const i = Math.floor(pos / CHUNK);
+      const chunk = data[i - c0];
+      const from = pos - i * CHUNK;
+      const n = Math.min(chunk.length - from, offset + len - pos, bufs[k].length - within);
+      chunk.copy(bufs[k], within, from, from + n);
+      pos += n;
+      within += n;
+      if (within === bufs[k].length) {
+        k++;
+        within = 0;
+      }
+    }
+  }
+
+  /** Fail a read that makes no progress for the deadline (the request behind it may be stuck). */
+  private bounded<T>(p: Promise<T>, offset: number, len: number): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RemoteError(`${this.name}: no answer for bytes ${i * CHUNK}-${i * CHUNK + this.chunkLen(i) - 1} within ${this.deadlineMs / 1000} s`)), this.deadlineMs);
+      timer = setTimeout(() => reject(new RemoteError(`${this.name}: no answer for bytes ${offset}-${offset + len - 1} within ${this.deadlineMs / 1000} s`)), this.deadlineMs);
     });
     return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
   }
@@ -180,18 +252,26 @@ export class RemoteSource implements ByteSource {
   private chunks(a: number, b: number, ahead?: [number, number]): Promise<Buffer>[] {
     const out: Promise<Buffer>[] = [];
     const missing: number[] = [];
-    for (let i = a; i < b; i++) out.push(this.chunk(i, missing));
+    const onDisk: number[] = [];
+    for (let i = a; i < b; i++) out.push(this.chunk(i, missing, onDisk));
     if (ahead) {
       const ca = Math.floor(ahead[0] / CHUNK);
       const cb = Math.ceil(ahead[1] / CHUNK);
-      for (let i = Math.max(ca, b); i < cb; i++) this.chunk(i, missing).catch(() => { /* a reader asks again */ });
+      for (let i = Math.max(ca, b); i < cb; i++) this.chunk(i, missing, onDisk).catch(() => { /* a reader asks again */ });
+      // what the disk cache has further on: have the kernel read it ahead (no memory of ours, no network)
+      this.disk?.advise(Math.max(cb, b), DISK_ADVISE / CHUNK);
     }
     this.request(missing);
+    this.fromDisk(onDisk);
     return out;
   }
 
-  /** The promise of chunk `i`; a missing one is registered as in flight and its index added to `missing`. */
-  private chunk(i: number, missing: number[]): Promise<Buffer> {
+  /**
+   * The promise of chunk `i`; a chunk not in memory or in flight is
+   * registered as in flight and its index added to `onDisk` (the disk
+   * cache has it) or `missing`.
+   */
+  private chunk(i: number, missing: number[], onDisk: number[]): Promise<Buffer> {
     const hit = this.memory.get(i);
     if (hit) return Promise.resolve(hit);
     const flying = this.inflight.get(i);
@@ -202,22 +282,41 @@ export class RemoteSource implements ByteSource {
     p.catch(() => { /* handled by the readers */ });
     this.inflight.set(i, p);
     (p as PendingChunk).settle = { resolve, reject };
-    if (this.disk?.has(i)) {
-      const len = this.chunkLen(i);
-      void this.disk.get(i, len).then((data) => {
-        if (data) {
+    (this.disk?.has(i) ? onDisk : missing).push(i);
+    return p;
+  }
+
+  /** Read chunks `ids` (registered in flight) from the disk cache, a run at a time; what it lacks is fetched. */
+  private fromDisk(ids: number[]): void {
+    const disk = this.disk;
+    if (!disk || !ids.length) return;
+    ids.sort((x, y) => x - y);
+    for (let k = 0; k < ids.length;) {
+      const a = ids[k];
+      let n = 1;
+      const limit = disk.runLength(a, ids.length - k);
+      while (n < limit && ids[k + n] === a + n) n++;
+      k += n;
+      const bufs = Array.from({ length: n }, (_, j) => this.chunkBuffer(a + j));
+      void disk.getRun(a, bufs).then((ok) => {
+        const refetch: number[] = [];
+        ok.forEach((good, j) => {
+          const i = a + j;
+          const p = this.inflight.get(i) as PendingChunk | undefined;
+          const data = bufs[j];
+          if (!good) {
+            if (this.recycle && data.length === CHUNK && this.spare.length < SPARE_CHUNKS) this.spare.push(data);
+            refetch.push(i);
+            return;
+          }
           this.chunksFromDisk++;
           this.memory.set(i, data);
           this.inflight.delete(i);
-          resolve(data);
-        } else {
-          this.request([i]);
-        }
+          p?.settle?.resolve(data);
+        });
+        this.request(refetch);
       });
-      return p;
     }
-    missing.push(i);
-    return p;
   }
 
   /** Fetch chunks `ids` (registered in flight), runs of consecutive ones in requests of at most REQUEST_MAX. */
@@ -236,6 +335,13 @@ export class RemoteSource implements ByteSource {
     let cur: Buffer | undefined;
     let curIdx = a;
     let filled = 0;
+    // complete chunks not yet given to the disk cache (consecutive, from doneFrom)
+    let done: Buffer[] = [];
+    let doneFrom = a;
+    const store = () => {
+      if (done.length) this.disk?.put(doneFrom, done);
+      done = [];
+    };
     // the chunks this request stands for (a chunk done, evicted and asked for again belongs to another)
     const mine = new Map<number, PendingChunk>();
     for (let i = a; i < b; i++) {
@@ -253,7 +359,7 @@ export class RemoteSource implements ByteSource {
         const i = Math.floor(pos / CHUNK);
         if (i !== curIdx || !cur) {
           curIdx = i;
-          cur = Buffer.allocUnsafe(this.chunkLen(i));
+          cur = this.chunkBuffer(i);
           filled = pos - i * CHUNK;
         }
         const n = Math.min(d.length, cur.length - filled);
@@ -263,18 +369,23 @@ export class RemoteSource implements ByteSource {
         d = d.subarray(n);
         if (filled === cur.length) {
           const s = settle(i);
-          this.keep(i, cur);
+          this.memory.set(i, cur);
+          if (!done.length) doneFrom = i;
+          done.push(cur);
+          if (done.length >= DISK_WRITE_CHUNKS) store();
           s?.resolve(cur);
           cur = undefined;
         }
       }
-    }).catch((e: Error) => {
+    }).then(store, (e: Error) => {
+      store();
       for (const i of [...mine.keys()]) settle(i)?.reject(e);
     });
   }
 
   close(): void {
     this.client.close();
+    this.disk?.close();
   }
 }
 

@@ -263,8 +263,23 @@ export class RangesSource implements SliceableSource {
     return done;
   }
 
+  /** Where [offset, offset + len) lies in the base source, when inside one range. */
+  private within(offset: number, len: number): number | undefined {
+    if (offset < 0 || len <= 0 || offset + len > this.size) return undefined;
+    const i = lastAtOrBefore(this.starts, offset);
+    const at = offset - this.starts[i];
+    return at + len <= this.ranges[i][1] ? this.ranges[i][0] + at : undefined;
+  }
+
   preadv(bufs: Buffer[], offset: number): Promise<number> {
+    const pos = this.within(offset, bufs.reduce((n, b) => n + b.length, 0));
+    if (pos !== undefined && this.base.preadv) return this.base.preadv(bufs, pos);
     return preadEach(this, bufs, offset);
+  }
+
+  preadCached(bufs: Buffer[], offset: number): number {
+    const pos = this.base.preadCached ? this.within(offset, bufs.reduce((n, b) => n + b.length, 0)) : undefined;
+    return pos === undefined ? 0 : this.base.preadCached!(bufs, pos);
   }
 
   willNeed(offset: number, len: number): void {
