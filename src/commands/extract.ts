@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openImage, OpenOptions } from '../image/open';
 import { Progress } from '../util/progress';
-import { Namespace } from '../image/namespace';
+import { Namespace, SEQUENTIAL_READAHEAD } from '../image/namespace';
 import { checkOutputDir, commitOutput, isSpecialOutput, removeQuietly, tempNameFor } from '../util/atomic';
 import { describeErrno, fileError, UserError } from '../util/errors';
 
@@ -56,7 +56,7 @@ export async function extract(image: string, viewPath: string, output: string, o
     if (ns.isDir(node)) throw fileError(image, `"${viewPath}" is a directory`);
     let src;
     try {
-      src = ns.source(node);
+      src = ns.source(node, SEQUENTIAL_READAHEAD);
     } catch {
       throw fileError(image, `"${viewPath}" is not a regular file`);
     }

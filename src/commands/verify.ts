@@ -8,7 +8,7 @@
 // SHA-256s checked here are then the ones the signer vouched for.
 
 import { openImage, OpenOptions } from '../image/open';
-import { Namespace } from '../image/namespace';
+import { Namespace, SEQUENTIAL_READAHEAD } from '../image/namespace';
 import { sha256Source } from '../util/hash';
 import { Progress } from '../util/progress';
 import { UserError } from '../util/errors';
@@ -45,7 +45,7 @@ export async function verify(image: string, opts: { quiet?: boolean }, open: Ope
       let sha = v.recipe !== null ? seen.get(v.recipe) : undefined;
       try {
         if (!sha) {
-          sha = await sha256Source(ns.source(node), (n) => progress.add(n));
+          sha = await sha256Source(ns.source(node, SEQUENTIAL_READAHEAD), (n) => progress.add(n));
           if (v.recipe !== null) seen.set(v.recipe, sha);
         } else {
           progress.add(v.size);

@@ -7,7 +7,7 @@
 
 import Fuse from 'fuse-native';
 import * as path from 'node:path';
-import { Namespace, Node, Attr } from '../image/namespace';
+import { Namespace, Node, Attr, SEQUENTIAL_READAHEAD } from '../image/namespace';
 import { OpenImage } from '../image/open';
 import { ByteSource } from '../io/source';
 import { RemoteChangedError, RemoteError } from '../io/http-client';
@@ -25,8 +25,6 @@ const EXTRA_LIBFUSE_OPTIONS = ['ro', 'use_ino', 'noforget', 'max_readahead=10485
 const O_ACCMODE = 3;
 const ST_RDONLY = 1;
 const CACHE_TIMEOUT_S = 3600;
-/** Prefetch this far ahead of a sequential reader (the kernel asks 128 KiB at a time). */
-const READAHEAD_BYTES = 2 << 20;
 
 export interface DaemonOptions {
   allowOther: boolean;
@@ -110,7 +108,7 @@ export class Daemon {
         const n = ns.lookup(p);
         if (!n) return cb(Fuse.ENOENT);
         if (ns.isDir(n)) return cb(Fuse.EISDIR);
-        const src = ns.source(n, READAHEAD_BYTES);
+        const src = ns.source(n, SEQUENTIAL_READAHEAD);
         const fd = this.nextFd++;
         if (this.nextFd > 0x7fffffff) this.nextFd = 1;
         this.handles.set(fd, { node: n, src });

@@ -11,6 +11,13 @@ import { Recipe, RecipeBuilder } from '../recipe/recipe';
 import { ByteSource } from '../io/source';
 import { EntryType, BLOCK_SIZE, ROOT_INO } from '../tree';
 
+/**
+ * Readahead of a file read from start to end (mount, serve, extract,
+ * verify): blocks are prefetched this far ahead of the reader; a remote
+ * pool is told further ahead when it asks (ByteSource.announceAhead).
+ */
+export const SEQUENTIAL_READAHEAD = 2 << 20;
+
 export const TREE_INO_BASE = 1 << 24;
 
 export type Node =
@@ -168,7 +175,7 @@ export class Namespace {
     return (node.row.target ?? Buffer.alloc(0)).toString('utf8');
   }
 
-  /** A reader of a file node's bytes (`readahead`: bytes to prefetch for sequential reads). */
+  /** A reader of a file node's bytes (`readahead`: bytes to prefetch for sequential reads; see SEQUENTIAL_READAHEAD). */
   source(node: Node, readahead = 0): ByteSource {
     if (node.kind === 'view') {
       if (node.view.recipe === null) throw new Error('view has no recipe');

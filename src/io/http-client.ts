@@ -21,7 +21,7 @@ import { UserError, describeErrno } from '../util/errors';
 /** Redirects followed for one request. */
 const MAX_REDIRECTS = 10;
 /** Connections kept open to the server. */
-const MAX_SOCKETS = 6;
+export const MAX_SOCKETS = 6;
 /** A request that receives nothing for this long is dropped and tried again. */
 const IDLE_TIMEOUT_MS = 4000;
 /** A fetch that makes no progress for this long fails (FUSE gives up on an operation after 15 s). */

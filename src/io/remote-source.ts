@@ -13,19 +13,27 @@
 
 import { LRUCache } from 'lru-cache';
 import { ByteSource } from './source';
-import { HttpClientOptions, HttpRangeClient, NO_PROGRESS_DEADLINE_MS, RemoteError } from './http-client';
+import { HttpClientOptions, HttpRangeClient, MAX_SOCKETS, NO_PROGRESS_DEADLINE_MS, RemoteError } from './http-client';
 import { DiskChunkCache } from './chunk-cache';
 
 /** Bytes per chunk: the unit of caching (pool blocks are at most 64 KiB stored). */
 export const CHUNK = 64 * 1024;
-/** Readahead of a sequential reader: from this, doubling while it stays sequential... */
+/** Readahead of a sequential reader: from this, doubling while it stays sequential, up to READAHEAD_MAX. */
 const READAHEAD_MIN = 256 * 1024;
-/** ...up to this many times throughput times latency, within these bounds. */
-const READAHEAD_BDP_FACTOR = 4;
-const READAHEAD_FLOOR = 1 << 20;
-const READAHEAD_MAX = 16 << 20;
-/** A readahead request is at most this long (several go out at once, on separate connections). */
-const REQUEST_MAX = 2 << 20;
+/**
+ * Small: it reads blindly past what the reader will want. Readers that
+ * know what they read next (the pool's, through recipes) announce it with
+ * willNeed, as far ahead as `announceAhead` says: a few times throughput times
+ * latency, within these bounds.
+ */
+const READAHEAD_MAX = 2 << 20;
+const HINT_BDP_FACTOR = 4;
+const HINT_MIN = 4 << 20;
+const HINT_MAX = 64 << 20;
+/** A request is at most this long (several go out at once, on separate connections). */
+const REQUEST_MAX = 4 << 20;
+/** Requests in flight at once: one per connection the client keeps. */
+const MAX_FETCHES = MAX_SOCKETS;
 /** A read this far after the end of the last one (e.g. the zlib framing between pool blocks) still counts as sequential. */
 const SEQUENTIAL_GAP = 256 * 1024;
 /** Sequential streams tracked at once (concurrent readers). */
@@ -71,6 +79,10 @@ export class RemoteSource implements ByteSource {
   private readonly memory: LRUCache<number, Buffer>;
   private readonly disk: DiskChunkCache | undefined;
   private readonly inflight = new Map<number, Promise<Buffer>>();
+  /** requests not yet started, and the run each queued chunk is in */
+  private readonly queue: QueuedRun[] = [];
+  private readonly queued = new Map<number, QueuedRun>();
+  private running = 0;
   private readonly streams: Stream[] = [];
   private chunksFromDisk = 0;
   /** buffers of evicted chunks, for the next ones */
@@ -225,9 +237,7 @@ export class RemoteSource implements ByteSource {
     this.streams.splice(this.streams.indexOf(s), 1);
     this.streams.push(s);
     s.next = Math.max(s.next, end);
-    const bdp = this.client.throughput * (this.client.latencyMs / 1000);
-    const max = Math.min(READAHEAD_MAX, Math.max(READAHEAD_FLOOR, READAHEAD_BDP_FACTOR * bdp));
-    s.window = Math.min(max, s.window ? s.window * 2 : READAHEAD_MIN);
+    s.window = Math.min(READAHEAD_MAX, s.window ? s.window * 2 : READAHEAD_MIN);
     if (s.aheadTo < end) s.aheadTo = end;
     // top up when less than half the window is left ahead
     if (s.aheadTo - end >= s.window / 2 || s.aheadTo >= this.size) return undefined;
@@ -236,12 +246,18 @@ export class RemoteSource implements ByteSource {
     return [from, s.aheadTo];
   }
 
+  /** How far ahead sequential readers should announce their reads: a few times throughput times latency. */
+  get announceAhead(): number {
+    const bdp = this.client.throughput * (this.client.latencyMs / 1000);
+    return Math.round(Math.min(HINT_MAX, Math.max(HINT_MIN, HINT_BDP_FACTOR * bdp)));
+  }
+
   /** Hint: [offset, offset + len) will be read soon (the pool reader's readahead). */
   willNeed(offset: number, len: number): void {
     if (len <= 0 || offset >= this.size) return;
     const c0 = Math.floor(offset / CHUNK);
     const c1 = Math.floor((Math.min(this.size, offset + len) - 1) / CHUNK);
-    this.chunks(c0, c1 + 1).forEach((p) => p.catch(() => { /* reported to whoever reads it */ }));
+    this.chunks(c0, c1 + 1, undefined, false).forEach((p) => p.catch(() => { /* reported to whoever reads it */ }));
   }
 
   /**
@@ -249,21 +265,32 @@ export class RemoteSource implements ByteSource {
    * requests in flight, else new requests (runs of missing chunks, each
    * with `ahead` joined to the last when it follows on).
    */
-  private chunks(a: number, b: number, ahead?: [number, number]): Promise<Buffer>[] {
+  private chunks(a: number, b: number, ahead?: [number, number], urgent = true): Promise<Buffer>[] {
     const out: Promise<Buffer>[] = [];
     const missing: number[] = [];
+    const later: number[] = [];
     const onDisk: number[] = [];
-    for (let i = a; i < b; i++) out.push(this.chunk(i, missing, onDisk));
+    for (let i = a; i < b; i++) {
+      out.push(this.chunk(i, urgent ? missing : later, onDisk));
+      if (urgent) this.hurry(i);
+    }
     if (ahead) {
       const ca = Math.floor(ahead[0] / CHUNK);
       const cb = Math.ceil(ahead[1] / CHUNK);
-      for (let i = Math.max(ca, b); i < cb; i++) this.chunk(i, missing, onDisk).catch(() => { /* a reader asks again */ });
+      for (let i = Math.max(ca, b); i < cb; i++) this.chunk(i, later, onDisk).catch(() => { /* a reader asks again */ });
       // what the disk cache has further on: have the kernel read it ahead (no memory of ours, no network)
       this.disk?.advise(Math.max(cb, b), DISK_ADVISE / CHUNK);
     }
-    this.request(missing);
+    this.request(missing, true);
+    this.request(later, false);
     this.fromDisk(onDisk);
     return out;
+  }
+
+  /** A reader waits for chunk `i`: if its request is still queued, it goes first. */
+  private hurry(i: number): void {
+    const run = this.queued.get(i);
+    if (run && !run.urgent) run.urgent = true;
   }
 
   /**
@@ -314,24 +341,42 @@ export class RemoteSource implements ByteSource {
           this.inflight.delete(i);
           p?.settle?.resolve(data);
         });
-        this.request(refetch);
+        this.request(refetch, true);
       });
     }
   }
 
   /** Fetch chunks `ids` (registered in flight), runs of consecutive ones in requests of at most REQUEST_MAX. */
-  private request(ids: number[]): void {
+  private request(ids: number[], urgent: boolean): void {
     ids.sort((x, y) => x - y);
     for (let k = 0; k < ids.length;) {
       let e = k + 1;
       while (e < ids.length && ids[e] === ids[e - 1] + 1 && (e - k + 1) * CHUNK <= REQUEST_MAX) e++;
-      this.fetchRun(ids[k], ids[e - 1] + 1);
+      const run: QueuedRun = { a: ids[k], b: ids[e - 1] + 1, urgent };
+      this.queue.push(run);
+      for (let i = run.a; i < run.b; i++) this.queued.set(i, run);
       k = e;
+    }
+    this.pump();
+  }
+
+  /** Start queued requests while fewer than MAX_FETCHES run: what a reader waits for first, then readahead in order. */
+  private pump(): void {
+    while (this.running < MAX_FETCHES && this.queue.length) {
+      let k = this.queue.findIndex((r) => r.urgent);
+      if (k < 0) k = 0;
+      const [run] = this.queue.splice(k, 1);
+      for (let i = run.a; i < run.b; i++) if (this.queued.get(i) === run) this.queued.delete(i);
+      this.running++;
+      this.fetchRun(run.a, run.b).finally(() => {
+        this.running--;
+        this.pump();
+      });
     }
   }
 
   /** One request for chunks [a, b), each handed to its waiters as soon as its bytes are in. */
-  private fetchRun(a: number, b: number): void {
+  private fetchRun(a: number, b: number): Promise<void> {
     let cur: Buffer | undefined;
     let curIdx = a;
     let filled = 0;
@@ -354,7 +399,7 @@ export class RemoteSource implements ByteSource {
       if (p && this.inflight.get(i) === p) this.inflight.delete(i);
       return p?.settle;
     };
-    this.client.fetch(a * CHUNK, Math.min(this.size, b * CHUNK), (pos, d) => {
+    return this.client.fetch(a * CHUNK, Math.min(this.size, b * CHUNK), (pos, d) => {
       while (d.length) {
         const i = Math.floor(pos / CHUNK);
         if (i !== curIdx || !cur) {
@@ -387,6 +432,13 @@ export class RemoteSource implements ByteSource {
     this.client.close();
     this.disk?.close();
   }
+}
+
+/** Chunks [a, b) to fetch in one request; urgent when a reader waits for them. */
+interface QueuedRun {
+  a: number;
+  b: number;
+  urgent: boolean;
 }
 
 type PendingChunk = Promise<Buffer> & { settle?: { resolve: (b: Buffer) => void; reject: (e: Error) => void } };

@@ -27,6 +27,12 @@ export interface ByteSource {
   preadCached?(bufs: Buffer[], offset: number): number;
   /** Optional: have [offset, offset + len) read into the page cache in the background (advice). */
   willNeed?(offset: number, len: number): void;
+  /**
+   * Optional: how many bytes ahead of themselves sequential readers should
+   * announce with willNeed (a remote source: enough to keep its connections
+   * busy). Readers use their own default when absent.
+   */
+  readonly announceAhead?: number;
   /** Optional: the file descriptor and position holding [offset, offset+len), if contiguous in one file. */
   locate?(offset: number, len: number): { fd: number; pos: number } | undefined;
   /** Optional: every piece of the source: `len` bytes at `pos` in `fd` hold its bytes from `at`. */
@@ -275,6 +281,10 @@ export class RangesSource implements SliceableSource {
     const pos = this.within(offset, bufs.reduce((n, b) => n + b.length, 0));
     if (pos !== undefined && this.base.preadv) return this.base.preadv(bufs, pos);
     return preadEach(this, bufs, offset);
+  }
+
+  get announceAhead(): number | undefined {
+    return this.base.announceAhead;
   }
 
   preadCached(bufs: Buffer[], offset: number): number {

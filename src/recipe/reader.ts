@@ -93,8 +93,10 @@ export class RecipeReader implements ByteSource {
   private prefetch(from: number, to: number): void {
     const r = this.recipe;
     // keep the bytes asked for between one and two steps beyond the window
-    if (this.storedTo < Math.min(r.size, to + STORED_STEP)) {
-      const end = Math.min(r.size, to + 2 * STORED_STEP);
+    // a source that wants more (a remote one) is told further ahead, of exactly the blocks read next
+    const step = Math.max(STORED_STEP, this.blocks.source.announceAhead ?? 0);
+    if (this.storedTo < Math.min(r.size, to + step)) {
+      const end = Math.min(r.size, to + 2 * step);
       const spliced: number[] = [];
       for (let i = findSegment(r, Math.max(from, this.storedTo)); i < r.count && r.starts[i] < end; i++) {
         if ((r.kinds[i] as SegKind) === SegKind.Deflate) spliced.push(r.args[i]);

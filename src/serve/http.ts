@@ -7,14 +7,13 @@
 
 import * as http from 'node:http';
 import * as crypto from 'node:crypto';
-import { Namespace, Node } from '../image/namespace';
+import { Namespace, Node, SEQUENTIAL_READAHEAD } from '../image/namespace';
 import { OpenImage } from '../image/open';
 import { ByteSource } from '../io/source';
 import { parseRange, ByteRange } from './ranges';
 import { fmtBytes } from '../util/progress';
 
 const CHUNK = 256 * 1024;
-const READAHEAD = 2 << 20;
 
 export interface HttpOptions {
   log: (line: string) => void;
@@ -123,7 +122,7 @@ export class HttpServer {
     }
     let src: ByteSource;
     try {
-      src = this.ns.source(node, READAHEAD);
+      src = this.ns.source(node, SEQUENTIAL_READAHEAD);
     } catch {
       res.writeHead(404, { 'Content-Type': 'text/plain' });
       res.end('not a regular file\n');
