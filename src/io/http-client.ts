@@ -258,7 +258,8 @@ export class HttpRangeClient {
         }
         this.pin = { size: cr.total, etag: strongEtag(res.headers.etag), lastModified: res.headers['last-modified'] };
         this.location = a.url;
-        await this.body(res, 0, cr.end + 1, onData, Date.now());
+        const got = await this.body(res, 0, cr.end + 1, onData, Date.now());
+        if (got < cr.end + 1) throw new RemoteError(`${this.name}: the answer ended early (${got} of ${cr.end + 1} bytes)`, true);
         return;
       } catch (e) {
         const err = this.asRemote(e);
@@ -353,7 +354,8 @@ export class HttpRangeClient {
   /**
    * Read an answer's body, bytes [pos, end) of the file, handing each piece
    * to `onData` as it arrives; resolves with the count read (short when
-   * the connection ended early).
+   * the connection ended early or failed after some bytes); rejects only
+   * when it failed before any byte arrived.
    */
   private body(res: http.IncomingMessage, pos: number, end: number, onData: (pos: number, data: Buffer) => void, started: number): Promise<number> {
     return new Promise((resolve, reject) => {
@@ -380,7 +382,10 @@ export class HttpRangeClient {
       };
       res.once('end', done);
       res.once('close', done);
-      res.once('error', (e) => (got >= want ? done() : reject(e)));
+      // A body cut short (the connection reset or closed early, an idle timeout) errors after its first
+      // bytes went to onData: report what arrived, so the next try resumes after it and every byte is
+      // handed on once, in order. Only an answer that gave nothing fails as such.
+      res.once('error', (e) => (got > 0 ? done() : reject(e)));
     });
   }
 

@@ -251,10 +251,23 @@ export class RemoteSource implements ByteSource {
     this.client.fetch(a * CHUNK, Math.min(this.size, b * CHUNK), (pos, d) => {
       while (d.length) {
         const i = Math.floor(pos / CHUNK);
-        if (i !== curIdx || !cur) {
+        const off = pos - i * CHUNK;
+        if (!cur || i !== curIdx || off > filled) {
+          if (off !== 0) {
+            // not the start of its chunk, nor the continuation of what this chunk received: its
+            // start is missing, so it cannot be completed from this answer (never keep a chunk
+            // partly unwritten); the chunk fails below and is fetched again by the next read
+            const skip = Math.min(d.length, this.chunkLen(i) - off);
+            pos += skip;
+            d = d.subarray(skip);
+            cur = undefined;
+            continue;
+          }
           curIdx = i;
           cur = Buffer.allocUnsafe(this.chunkLen(i));
-          filled = pos - i * CHUNK;
+          filled = 0;
+        } else if (off < filled) {
+          filled = off; // bytes received again: the same bytes (the file is pinned), written again in place
         }
         const n = Math.min(d.length, cur.length - filled);
         d.copy(cur, filled, 0, n);
@@ -268,7 +281,11 @@ export class RemoteSource implements ByteSource {
           cur = undefined;
         }
       }
-    }).catch((e: Error) => {
+    }).then(() => {
+      // every byte asked for arrived, yet a chunk was not completed (see above): its readers fail, not hang
+      const e = new RemoteError(`${this.name}: incomplete answer for bytes ${a * CHUNK}-${Math.min(this.size, b * CHUNK) - 1}`);
+      for (const i of [...mine.keys()]) settle(i)?.reject(e);
+    }, (e: Error) => {
       for (const i of [...mine.keys()]) settle(i)?.reject(e);
     });
   }
