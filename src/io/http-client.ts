@@ -26,6 +26,17 @@ const MAX_SOCKETS = 6;
 const IDLE_TIMEOUT_MS = 4000;
 /** A fetch that makes no progress for this long fails (FUSE gives up on an operation after 15 s). */
 export const NO_PROGRESS_DEADLINE_MS = 10_000;
+/**
+ * Once a fetch has given up (the server failed every try for the deadline),
+ * a new fetch gets one short try until an answer succeeds again: a reader
+ * whose reads each need a fetch (the kernel tries a failed read again, page
+ * by page) fails within moments instead of waiting a whole deadline per
+ * read, and a server that is back is noticed at once. The try may take
+ * RECHECK_LATENCIES times the measured time to an answer, within these
+ * bounds (a slow link still gets through).
+ */
+const RECHECK_MIN_MS = 500;
+const RECHECK_LATENCIES = 4;
 /** Waits between tries: doubling from the first, at most the last. */
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 2000;
@@ -196,6 +207,8 @@ export class HttpRangeClient {
   private readonly deadlineMs: number;
   private readonly active = new Set<http.ClientRequest>();
   private closed = false;
+  /** a fetch gave up on the server, and no answer has succeeded since (see RECHECK_MIN_MS) */
+  private down = false;
   pin: Pin = { size: 0 };
 
   private constructor(readonly url: URL, private readonly opts: HttpClientOptions) {
@@ -298,10 +311,10 @@ export class HttpRangeClient {
   }
 
   /** One GET of the current location (following redirects); the answer's body is the caller's to read. */
-  private async request(headers: Record<string, string>, from = this.location): Promise<Answer> {
+  private async request(headers: Record<string, string>, from = this.location, idleMs = IDLE_TIMEOUT_MS): Promise<Answer> {
     let u = from;
     for (let hop = 0; ; hop++) {
-      const res = await this.send(u, headers);
+      const res = await this.send(u, headers, idleMs);
       const s = res.statusCode ?? 0;
       if (!REDIRECTS.has(s)) return { res, url: u };
       res.resume();
@@ -315,7 +328,7 @@ export class HttpRangeClient {
     }
   }
 
-  private send(u: URL, headers: Record<string, string>): Promise<http.IncomingMessage> {
+  private send(u: URL, headers: Record<string, string>, idleMs: number): Promise<http.IncomingMessage> {
     if (this.closed) return Promise.reject(new RemoteError(`${this.name}: closed`));
     const proxy = proxyFor(u);
     const viaPlainProxy = proxy && u.protocol === 'http:';
@@ -342,7 +355,7 @@ export class HttpRangeClient {
         resolve(res);
       });
       this.active.add(req);
-      req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new RemoteError(`${this.name}: no answer for ${IDLE_TIMEOUT_MS / 1000} s`, true)));
+      req.setTimeout(idleMs, () => req.destroy(new RemoteError(`${this.name}: no answer for ${Math.round(idleMs / 100) / 10} s`, true)));
       req.once('error', (e) => {
         this.active.delete(req);
         reject(e);
@@ -357,11 +370,12 @@ export class HttpRangeClient {
    * the connection ended early or failed after some bytes); rejects only
    * when it failed before any byte arrived.
    */
-  private body(res: http.IncomingMessage, pos: number, end: number, onData: (pos: number, data: Buffer) => void, started: number): Promise<number> {
+  private body(res: http.IncomingMessage, pos: number, end: number, onData: (pos: number, data: Buffer) => void, started: number,
+    idleMs = IDLE_TIMEOUT_MS): Promise<number> {
     return new Promise((resolve, reject) => {
       let got = 0;
       const want = end - pos;
-      res.setTimeout(IDLE_TIMEOUT_MS, () => res.destroy(new RemoteError(`${this.name}: the server stopped sending for ${IDLE_TIMEOUT_MS / 1000} s`, true)));
+      res.setTimeout(idleMs, () => res.destroy(new RemoteError(`${this.name}: the server stopped sending for ${Math.round(idleMs / 100) / 10} s`, true)));
       res.on('data', (d: Buffer) => {
         const more = got + d.length > want; // more than asked for: not ours, and the connection is not reused
         if (more) d = d.subarray(0, want - got);
@@ -408,7 +422,9 @@ export class HttpRangeClient {
    * Fetch bytes [start, end) of the file, handing pieces to `onData` in
    * order as they arrive. Tries again (resuming after the last byte
    * received) on connection errors, 5xx and short bodies, until no byte
-   * has arrived for the deadline.
+   * has arrived for the deadline; no try outlasts the deadline. After a
+   * fetch gave up, a fetch gets one short try until the server answers
+   * again (RECHECK_MIN_MS).
    */
   async fetch(start: number, end: number, onData: (pos: number, data: Buffer) => void): Promise<void> {
     end = Math.min(end, this.pin.size);
@@ -416,15 +432,21 @@ export class HttpRangeClient {
     let progressAt = Date.now();
     let attempt = 0;
     let fromOrigin = false;
+    let recheck = this.down;
     while (pos < end) {
       if (this.changed) throw this.changed;
+      // the time this try may go without an answer: what is left of the deadline (at least the recheck's)
+      const short = Math.min(IDLE_TIMEOUT_MS, Math.max(RECHECK_MIN_MS, RECHECK_LATENCIES * this.latencyMs));
+      const idleMs = recheck ? short : Math.min(IDLE_TIMEOUT_MS, Math.max(short, progressAt + this.deadlineMs - Date.now()));
       try {
-        const a = await this.request({ Range: `bytes=${pos}-${end - 1}`, ...this.ifRange() }, fromOrigin ? this.url : this.location);
-        const got = await this.answer(a, pos, end, onData);
+        const a = await this.request({ Range: `bytes=${pos}-${end - 1}`, ...this.ifRange() }, fromOrigin ? this.url : this.location, idleMs);
+        const got = await this.answer(a, pos, end, onData, idleMs);
         this.location = a.url;
         if (got > 0) {
           progressAt = Date.now();
           attempt = 0;
+          this.down = false;
+          recheck = false;
         }
         pos += got;
         if (pos < end) throw new RemoteError(`${this.name}: the answer ended early (${got} of ${end - pos + got} bytes)`, true);
@@ -437,8 +459,10 @@ export class HttpRangeClient {
           continue;
         }
         if (!err.retryable || this.closed) throw err;
+        if (recheck) throw new RemoteError(`${err.message} (the server has failed every try since a read gave up on it; not waiting again)`);
         const wait = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS << Math.min(attempt++, 8));
         if (Date.now() + wait - progressAt >= this.deadlineMs) {
+          this.down = true;
           throw new RemoteError(`${err.message} (gave up after ${Math.round((Date.now() - progressAt) / 1000)} s without progress)`);
         }
         this.stats.retries++;
@@ -448,7 +472,7 @@ export class HttpRangeClient {
   }
 
   /** Check one answer against the request and the pin, then read its body; the count of bytes read. */
-  private async answer(a: Answer, pos: number, end: number, onData: (pos: number, data: Buffer) => void): Promise<number> {
+  private async answer(a: Answer, pos: number, end: number, onData: (pos: number, data: Buffer) => void, idleMs: number): Promise<number> {
     const { res } = a;
     const s = res.statusCode ?? 0;
     const etag = strongEtag(res.headers.etag);
@@ -466,7 +490,7 @@ export class HttpRangeClient {
         res.destroy();
         throw new RemoteError(`${this.name}: the server answered bytes ${res.headers['content-range'] ?? '(no Content-Range)'} to a request for ${pos}-${end - 1}; refused`, true);
       }
-      return this.body(res, pos, end, onData, Date.now());
+      return this.body(res, pos, end, onData, Date.now(), idleMs);
     }
     res.destroy();
     if (s === 200) {
