@@ -80,6 +80,7 @@ export class DiskChunkCache {
     this.dir = path.join(root, key);
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      // a temporary name of this process's own: daemons starting at once on one directory must not rename each other's
       const tmp = path.join(this.dir, `source.json.${process.pid}.tmp`);
       fs.writeFileSync(tmp, `${JSON.stringify(id)}\n`);
       fs.renameSync(tmp, path.join(this.dir, 'source.json'));

@@ -26,6 +26,17 @@ export const MAX_SOCKETS = 6;
 const IDLE_TIMEOUT_MS = 4000;
 /** A fetch that makes no progress for this long fails (FUSE gives up on an operation after 15 s). */
 export const NO_PROGRESS_DEADLINE_MS = 10_000;
+/**
+ * Once a fetch has given up (the server failed every try for the deadline),
+ * a new fetch gets one short try until an answer succeeds again: a reader
+ * whose reads each need a fetch (the kernel tries a failed read again, page
+ * by page) fails within moments instead of waiting a whole deadline per
+ * read, and a server that is back is noticed at once. The try may take
+ * RECHECK_LATENCIES times the measured time to an answer, within these
+ * bounds (a slow link still gets through).
+ */
+const RECHECK_MIN_MS = 500;
+const RECHECK_LATENCIES = 4;
 /** Waits between tries: doubling from the first, at most the last. */
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 2000;
@@ -84,8 +95,13 @@ export function displayUrl(u: string | URL): string {
   }
 }
 
-/** CA certificates: Node's bundled ones, the system's store and `caFile`. */
-function caList(caFile: string | undefined): string[] | undefined {
+/**
+ * CA certificates: Node's bundled ones, the system's store and `caFile`, as
+ * one TLS context for every connection (building it parses some 150
+ * certificates, ~60 ms: per connection, as node does when given `ca`, that
+ * was most of the CPU time of a short command over HTTPS).
+ */
+function caContext(caFile: string | undefined): tls.SecureContext | undefined {
   if (!caFile) return undefined; // node's defaults, plus NODE_EXTRA_CA_CERTS
   let extra: string;
   try {
@@ -98,7 +114,11 @@ function caList(caFile: string | undefined): string[] | undefined {
   try {
     list.push(fs.readFileSync(process.env.SSL_CERT_FILE || SYSTEM_CA_FILE, 'utf8'));
   } catch { /* no system store: node's bundled CAs and the file given */ }
-  return list;
+  try {
+    return tls.createSecureContext({ ca: list });
+  } catch (e) {
+    throw new UserError(`${caFile}: not a PEM file of CA certificates (${(e as Error).message})`);
+  }
 }
 
 /** The proxy for `u` from the environment (curl's conventions), or undefined. */
@@ -192,15 +212,17 @@ export class HttpRangeClient {
   /** the last location the file was found at (after redirects) */
   private location: URL;
   private readonly agents = new Map<string, http.Agent>();
-  private readonly ca: string[] | undefined;
+  private readonly secureContext: tls.SecureContext | undefined;
   private readonly deadlineMs: number;
   private readonly active = new Set<http.ClientRequest>();
   private closed = false;
+  /** a fetch gave up on the server, and no answer has succeeded since (see RECHECK_MIN_MS) */
+  private down = false;
   pin: Pin = { size: 0 };
 
   private constructor(readonly url: URL, private readonly opts: HttpClientOptions) {
     this.location = url;
-    this.ca = caList(opts.ca);
+    this.secureContext = caContext(opts.ca);
     this.deadlineMs = opts.deadlineMs ?? NO_PROGRESS_DEADLINE_MS;
   }
 
@@ -258,7 +280,8 @@ export class HttpRangeClient {
         }
         this.pin = { size: cr.total, etag: strongEtag(res.headers.etag), lastModified: res.headers['last-modified'] };
         this.location = a.url;
-        await this.body(res, 0, cr.end + 1, onData, Date.now());
+        const got = await this.body(res, 0, cr.end + 1, onData, Date.now());
+        if (got < cr.end + 1) throw new RemoteError(`${this.name}: the answer ended early (${got} of ${cr.end + 1} bytes)`, true);
         return;
       } catch (e) {
         const err = this.asRemote(e);
@@ -287,7 +310,8 @@ export class HttpRangeClient {
     if (!a) {
       const common = { keepAlive: true, maxSockets: MAX_SOCKETS, scheduling: 'fifo' as const };
       if (u.protocol === 'https:') {
-        a = proxy ? new TunnelAgent(proxy, { ...common, ca: this.ca }) : new https.Agent({ ...common, ca: this.ca });
+        const tlsOpts = this.secureContext ? { secureContext: this.secureContext } : {};
+        a = proxy ? new TunnelAgent(proxy, { ...common, ...tlsOpts }) : new https.Agent({ ...common, ...tlsOpts });
       } else {
         a = new http.Agent(common);
       }
@@ -297,10 +321,10 @@ export class HttpRangeClient {
   }
 
   /** One GET of the current location (following redirects); the answer's body is the caller's to read. */
-  private async request(headers: Record<string, string>, from = this.location): Promise<Answer> {
+  private async request(headers: Record<string, string>, from = this.location, idleMs = IDLE_TIMEOUT_MS): Promise<Answer> {
     let u = from;
     for (let hop = 0; ; hop++) {
-      const res = await this.send(u, headers);
+      const res = await this.send(u, headers, idleMs);
       const s = res.statusCode ?? 0;
       if (!REDIRECTS.has(s)) return { res, url: u };
       res.resume();
@@ -314,7 +338,7 @@ export class HttpRangeClient {
     }
   }
 
-  private send(u: URL, headers: Record<string, string>): Promise<http.IncomingMessage> {
+  private send(u: URL, headers: Record<string, string>, idleMs: number): Promise<http.IncomingMessage> {
     if (this.closed) return Promise.reject(new RemoteError(`${this.name}: closed`));
     const proxy = proxyFor(u);
     const viaPlainProxy = proxy && u.protocol === 'http:';
@@ -341,7 +365,7 @@ export class HttpRangeClient {
         resolve(res);
       });
       this.active.add(req);
-      req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new RemoteError(`${this.name}: no answer for ${IDLE_TIMEOUT_MS / 1000} s`, true)));
+      req.setTimeout(idleMs, () => req.destroy(new RemoteError(`${this.name}: no answer for ${Math.round(idleMs / 100) / 10} s`, true)));
       req.once('error', (e) => {
         this.active.delete(req);
         reject(e);
@@ -353,13 +377,15 @@ export class HttpRangeClient {
   /**
    * Read an answer's body, bytes [pos, end) of the file, handing each piece
    * to `onData` as it arrives; resolves with the count read (short when
-   * the connection ended early).
+   * the connection ended early or failed after some bytes); rejects only
+   * when it failed before any byte arrived.
    */
-  private body(res: http.IncomingMessage, pos: number, end: number, onData: (pos: number, data: Buffer) => void, started: number): Promise<number> {
+  private body(res: http.IncomingMessage, pos: number, end: number, onData: (pos: number, data: Buffer) => void, started: number,
+    idleMs = IDLE_TIMEOUT_MS): Promise<number> {
     return new Promise((resolve, reject) => {
       let got = 0;
       const want = end - pos;
-      res.setTimeout(IDLE_TIMEOUT_MS, () => res.destroy(new RemoteError(`${this.name}: the server stopped sending for ${IDLE_TIMEOUT_MS / 1000} s`, true)));
+      res.setTimeout(idleMs, () => res.destroy(new RemoteError(`${this.name}: the server stopped sending for ${Math.round(idleMs / 100) / 10} s`, true)));
       res.on('data', (d: Buffer) => {
         const more = got + d.length > want; // more than asked for: not ours, and the connection is not reused
         if (more) d = d.subarray(0, want - got);
@@ -380,7 +406,10 @@ export class HttpRangeClient {
       };
       res.once('end', done);
       res.once('close', done);
-      res.once('error', (e) => (got >= want ? done() : reject(e)));
+      // A body cut short (the connection reset or closed early, an idle timeout) errors after its first
+      // bytes went to onData: report what arrived, so the next try resumes after it and every byte is
+      // handed on once, in order. Only an answer that gave nothing fails as such.
+      res.once('error', (e) => (got > 0 ? done() : reject(e)));
     });
   }
 
@@ -403,7 +432,9 @@ export class HttpRangeClient {
    * Fetch bytes [start, end) of the file, handing pieces to `onData` in
    * order as they arrive. Tries again (resuming after the last byte
    * received) on connection errors, 5xx and short bodies, until no byte
-   * has arrived for the deadline.
+   * has arrived for the deadline; no try outlasts the deadline. After a
+   * fetch gave up, a fetch gets one short try until the server answers
+   * again (RECHECK_MIN_MS).
    */
   async fetch(start: number, end: number, onData: (pos: number, data: Buffer) => void): Promise<void> {
     end = Math.min(end, this.pin.size);
@@ -411,15 +442,21 @@ export class HttpRangeClient {
     let progressAt = Date.now();
     let attempt = 0;
     let fromOrigin = false;
+    let recheck = this.down;
     while (pos < end) {
       if (this.changed) throw this.changed;
+      // the time this try may go without an answer: what is left of the deadline (at least the recheck's)
+      const short = Math.min(IDLE_TIMEOUT_MS, Math.max(RECHECK_MIN_MS, RECHECK_LATENCIES * this.latencyMs));
+      const idleMs = recheck ? short : Math.min(IDLE_TIMEOUT_MS, Math.max(short, progressAt + this.deadlineMs - Date.now()));
       try {
-        const a = await this.request({ Range: `bytes=${pos}-${end - 1}`, ...this.ifRange() }, fromOrigin ? this.url : this.location);
-        const got = await this.answer(a, pos, end, onData);
+        const a = await this.request({ Range: `bytes=${pos}-${end - 1}`, ...this.ifRange() }, fromOrigin ? this.url : this.location, idleMs);
+        const got = await this.answer(a, pos, end, onData, idleMs);
         this.location = a.url;
         if (got > 0) {
           progressAt = Date.now();
           attempt = 0;
+          this.down = false;
+          recheck = false;
         }
         pos += got;
         if (pos < end) throw new RemoteError(`${this.name}: the answer ended early (${got} of ${end - pos + got} bytes)`, true);
@@ -432,8 +469,10 @@ export class HttpRangeClient {
           continue;
         }
         if (!err.retryable || this.closed) throw err;
+        if (recheck) throw new RemoteError(`${err.message} (the server has failed every try since a read gave up on it; not waiting again)`);
         const wait = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS << Math.min(attempt++, 8));
         if (Date.now() + wait - progressAt >= this.deadlineMs) {
+          this.down = true;
           throw new RemoteError(`${err.message} (gave up after ${Math.round((Date.now() - progressAt) / 1000)} s without progress)`);
         }
         this.stats.retries++;
@@ -443,7 +482,7 @@ export class HttpRangeClient {
   }
 
   /** Check one answer against the request and the pin, then read its body; the count of bytes read. */
-  private async answer(a: Answer, pos: number, end: number, onData: (pos: number, data: Buffer) => void): Promise<number> {
+  private async answer(a: Answer, pos: number, end: number, onData: (pos: number, data: Buffer) => void, idleMs: number): Promise<number> {
     const { res } = a;
     const s = res.statusCode ?? 0;
     const etag = strongEtag(res.headers.etag);
@@ -461,7 +500,7 @@ export class HttpRangeClient {
         res.destroy();
         throw new RemoteError(`${this.name}: the server answered bytes ${res.headers['content-range'] ?? '(no Content-Range)'} to a request for ${pos}-${end - 1}; refused`, true);
       }
-      return this.body(res, pos, end, onData, Date.now());
+      return this.body(res, pos, end, onData, Date.now(), idleMs);
     }
     res.destroy();
     if (s === 200) {

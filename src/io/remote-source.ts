@@ -87,6 +87,8 @@ export class RemoteSource implements ByteSource {
   private chunksFromDisk = 0;
   /** buffers of evicted chunks, for the next ones */
   private readonly spare: Buffer[] = [];
+  /** chunk buffers waiting to be written to the disk cache: not reused */
+  private readonly pinned = new Set<Buffer>();
   /** whether evicted chunks' buffers are reused (see preadv) */
   private recycle = true;
   private readonly deadlineMs: number;
@@ -99,7 +101,7 @@ export class RemoteSource implements ByteSource {
     this.memory = new LRUCache<number, Buffer>({
       maxSize: memBytes, sizeCalculation: (b) => Math.max(1, b.length),
       // chunk buffers never leave this source (reads copy out of them): an evicted one takes the next chunk
-      dispose: (b) => { if (this.recycle && b.length === CHUNK && this.spare.length < SPARE_CHUNKS) this.spare.push(b); },
+      dispose: (b) => { if (this.recycle && b.length === CHUNK && !this.pinned.has(b) && this.spare.length < SPARE_CHUNKS) this.spare.push(b); },
     });
     this.disk = opts.cacheDir
       ? new DiskChunkCache(opts.cacheDir, { url: client.url.href, size: this.size, etag: client.pin.etag, lastModified: client.pin.lastModified },
@@ -384,7 +386,8 @@ export class RemoteSource implements ByteSource {
     let done: Buffer[] = [];
     let doneFrom = a;
     const store = () => {
-      if (done.length) this.disk?.put(doneFrom, done);
+      if (done.length) this.disk?.put(doneFrom, done); // copies them at once
+      for (const c of done) this.pinned.delete(c);
       done = [];
     };
     // the chunks this request stands for (a chunk done, evicted and asked for again belongs to another)
@@ -402,10 +405,23 @@ export class RemoteSource implements ByteSource {
     return this.client.fetch(a * CHUNK, Math.min(this.size, b * CHUNK), (pos, d) => {
       while (d.length) {
         const i = Math.floor(pos / CHUNK);
-        if (i !== curIdx || !cur) {
+        const off = pos - i * CHUNK;
+        if (!cur || i !== curIdx || off > filled) {
+          if (off !== 0) {
+            // not the start of its chunk, nor the continuation of what this chunk received: its
+            // start is missing, so it cannot be completed from this answer (never keep a chunk
+            // partly unwritten); the chunk fails below and is fetched again by the next read
+            const skip = Math.min(d.length, this.chunkLen(i) - off);
+            pos += skip;
+            d = d.subarray(skip);
+            cur = undefined;
+            continue;
+          }
           curIdx = i;
           cur = this.chunkBuffer(i);
-          filled = pos - i * CHUNK;
+          filled = 0;
+        } else if (off < filled) {
+          filled = off; // bytes received again: the same bytes (the file is pinned), written again in place
         }
         const n = Math.min(d.length, cur.length - filled);
         d.copy(cur, filled, 0, n);
@@ -415,14 +431,21 @@ export class RemoteSource implements ByteSource {
         if (filled === cur.length) {
           const s = settle(i);
           this.memory.set(i, cur);
+          if (done.length && doneFrom + done.length !== i) store(); // a chunk was skipped: not consecutive
           if (!done.length) doneFrom = i;
           done.push(cur);
+          this.pinned.add(cur); // not reused if evicted before store() copies it
           if (done.length >= DISK_WRITE_CHUNKS) store();
           s?.resolve(cur);
           cur = undefined;
         }
       }
-    }).then(store, (e: Error) => {
+    }).then(() => {
+      store();
+      // every byte asked for arrived, yet a chunk was not completed (see above): its readers fail, not hang
+      const e = new RemoteError(`${this.name}: incomplete answer for bytes ${a * CHUNK}-${Math.min(this.size, b * CHUNK) - 1}`);
+      for (const i of [...mine.keys()]) settle(i)?.reject(e);
+    }, (e: Error) => {
       store();
       for (const i of [...mine.keys()]) settle(i)?.reject(e);
     });
