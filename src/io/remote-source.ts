@@ -31,7 +31,7 @@ const HINT_BDP_FACTOR = 4;
 const HINT_MIN = 4 << 20;
 const HINT_MAX = 64 << 20;
 /** A request is at most this long (several go out at once, on separate connections). */
-const REQUEST_MAX = 4 << 20;
+const REQUEST_MAX = 8 << 20;
 /** Requests in flight at once: one per connection the client keeps. */
 const MAX_FETCHES = MAX_SOCKETS;
 /** A read this far after the end of the last one (e.g. the zlib framing between pool blocks) still counts as sequential. */
