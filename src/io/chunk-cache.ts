@@ -21,8 +21,8 @@ import { UserError, describeErrno } from '../util/errors';
 import { nativeIfBuilt } from '../native';
 
 // ---- segment files -------------------------------------------------------
-/** Chunks per segment file. */
-const SEGMENT_CHUNKS = 512;
+/** Chunks per segment file (8 MiB: eviction frees a segment at a time, and the smallest cap is 16 MiB). */
+const SEGMENT_CHUNKS = 128;
 /** Index record: u32 LE magic, u32 LE chunk index, 8 bytes XXH3-64 of the chunk's bytes. */
 const RECORD = 16;
 const RECORD_MAGIC = 0x31434e55; // "UNC1"
