@@ -50,6 +50,16 @@ interface Segment {
   idx: number;
   touchedAt: number;
   checkedAt: number;
+  /** reads and writes in flight: its files are closed only when none is (closing under one could send it to a reused fd) */
+  busy: number;
+  /** closed (evicted, or the cache closed): the files close after the last read or write */
+  dead: boolean;
+}
+
+function closeFiles(seg: Segment): void {
+  for (const fd of [seg.data, seg.idx]) {
+    try { fs.closeSync(fd); } catch { /* closed */ }
+  }
 }
 
 function segmentName(s: number): string {
@@ -119,15 +129,17 @@ export class DiskChunkCache {
     if (seg) return seg;
     const base = path.join(this.dir, segmentName(s));
     try {
-      const data = fs.openSync(base + DATA_SUFFIX, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDONLY, 0o600);
+      // read-write either way: a segment opened to read a chunk is written to when another is fetched
+      const made = create ? fs.constants.O_CREAT : 0;
+      const data = fs.openSync(base + DATA_SUFFIX, fs.constants.O_RDWR | made, 0o600);
       let idx: number;
       try {
-        idx = fs.openSync(base + INDEX_SUFFIX, create ? 'a' : 'r', 0o600);
+        idx = fs.openSync(base + INDEX_SUFFIX, fs.constants.O_WRONLY | fs.constants.O_APPEND | made, 0o600);
       } catch (e) {
         fs.closeSync(data);
         throw e;
       }
-      seg = { data, idx, touchedAt: 0, checkedAt: Date.now() };
+      seg = { data, idx, touchedAt: 0, checkedAt: Date.now(), busy: 0, dead: false };
       this.segments.set(s, seg);
       return seg;
     } catch {
@@ -139,15 +151,14 @@ export class DiskChunkCache {
     const seg = this.segments.get(s);
     if (!seg) return;
     this.segments.delete(s);
-    for (const fd of [seg.data, seg.idx]) {
-      try { fs.closeSync(fd); } catch { /* closed */ }
-    }
+    seg.dead = true;
+    if (seg.busy === 0) closeFiles(seg);
   }
 
   /** Refresh the segment's last use (its index file's mtime), at most every TOUCH_EVERY_MS. */
   private touch(s: number, seg: Segment): void {
     const now = Date.now();
-    if (now - seg.touchedAt < TOUCH_EVERY_MS) return;
+    if (seg.dead || now - seg.touchedAt < TOUCH_EVERY_MS) return;
     seg.touchedAt = now;
     const t = new Date(now);
     fs.futimes(seg.idx, t, t, () => { /* evicted meanwhile: fine */ });
@@ -168,9 +179,12 @@ export class DiskChunkCache {
       return ok;
     }
     let got = 0;
+    seg.busy++;
     try {
       got = await readvAt(seg.data, bufs, (a - s * SEGMENT_CHUNKS) * this.chunkBytes);
-    } catch { /* treated as missing */ }
+    } catch { /* treated as missing */ } finally {
+      if (--seg.busy === 0 && seg.dead) closeFiles(seg);
+    }
     this.touch(s, seg);
     for (let k = 0, at = 0; k < bufs.length; at += bufs[k].length, k++) {
       const i = a + k;
@@ -221,7 +235,7 @@ export class DiskChunkCache {
   }
 
   private putInSegment(a: number, chunks: Buffer[]): void {
-    if (this.closed || !chunks.length) return;
+    if (!chunks.length) return;
     const s = Math.floor(a / SEGMENT_CHUNKS);
     let seg = this.segment(s, true);
     if (!seg) return;
@@ -249,6 +263,7 @@ export class DiskChunkCache {
       sum.copy(records, k * RECORD + 8);
     });
     const target = seg;
+    target.busy++;
     writeAt(target.data, data, (a - s * SEGMENT_CHUNKS) * this.chunkBytes)
       .then(() => writeAt(target.idx, records, null)) // after the bytes: a record never names bytes not yet written
       .then(() => {
@@ -256,7 +271,12 @@ export class DiskChunkCache {
         this.touch(s, target);
         this.total += data.length + records.length;
         if (this.total > this.capBytes) this.evict();
-      }, () => { /* not cached: fetched again when read */ });
+      }, () => { /* not cached: fetched again when read */ })
+      .finally(() => {
+        // chunks fetched for a reader that closed the cache meanwhile are kept too; their segment closes after
+        if (this.closed && this.segments.get(s) === target) this.closeSegment(s);
+        if (--target.busy === 0 && target.dead) closeFiles(target);
+      });
   }
 
   /** Every segment in the cache directory: allocated bytes and last use. */
@@ -318,6 +338,7 @@ export class DiskChunkCache {
     }
   }
 
+  /** No more writes; each segment's files close once its reads and writes in flight are done. */
   close(): void {
     this.closed = true;
     for (const s of [...this.segments.keys()]) this.closeSegment(s);
