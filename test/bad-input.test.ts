@@ -12,9 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
-import {
-  buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, runAsync, RunResult, tempDir, uniso, readAt, UNISO,
-} from './lib/fixture';
+import { buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, runAsync, RunResult, tempDir, uniso, readAt, UNISO, isoExtent } from './lib/fixture';
 import { execFileSync, spawn } from 'node:child_process';
 
 const fx = fixture();
@@ -52,16 +50,6 @@ function buildFails(t: tap.Test, input: string, names: string, problem: RegExp, 
   const r = uniso(['build', input, '-o', path.join(out, 'u.iso'), '-q']);
   oneLineError(t, r, names, problem, what);
   onlyHolds(t, out, [], what);
-}
-
-/** Byte offset and size of a file inside an ISO, from xorriso's report_lba. */
-function isoExtent(iso: string, isoPath: string): { offset: number; size: number } {
-  const r = must('xorriso', ['-indev', iso, '-find', isoPath, '-exec', 'report_lba', '--']);
-  for (const l of r.stdout.split('\n')) {
-    const m = /^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'\s*$/.exec(l);
-    if (m && m[5] === isoPath) return { offset: Number(m[2]) * 2048, size: Number(m[4]) };
-  }
-  throw new Error(`xorriso does not report ${isoPath} in ${iso}:\n${r.stdout}`);
 }
 
 

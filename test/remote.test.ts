@@ -27,10 +27,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
-import {
-  buildUniversal, fixture, isMounted, must, mustUniso, processAlive, runAsync, tempDir, UNISO, waitUntil,
-  FIXTURE_NAME, FIXTURE_TEMPLATE, RunResult,
-} from './lib/fixture';
+import { buildUniversal, fixture, isMounted, must, mustUniso, processAlive, runAsync, tempDir, UNISO, waitUntil, FIXTURE_NAME, FIXTURE_TEMPLATE, RunResult, isoExtent } from './lib/fixture';
 import { accepts, freePort, NginxServer, startNginx, AccessEntry } from './lib/nginx';
 import { FaultServer, startFaultServer } from './lib/fault-server';
 
@@ -286,16 +283,6 @@ async function settledEntries(s: NginxServer): Promise<AccessEntry[]> {
 function rangeOf(r: string | undefined): [number, number] | undefined {
   const m = /^bytes=(\d+)-(\d+)$/.exec(r ?? '');
   return m ? [Number(m[1]), Number(m[2])] : undefined;
-}
-
-/** Offset and size of a file inside an ISO (xorriso's report_lba). */
-function isoExtent(iso: string, isoPath: string): { offset: number; size: number } {
-  const r = must('xorriso', ['-indev', iso, '-find', isoPath, '-exec', 'report_lba', '--']);
-  for (const l of r.stdout.split('\n')) {
-    const m = /^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'\s*$/.exec(l);
-    if (m && m[5] === isoPath) return { offset: Number(m[2]) * 2048, size: Number(m[4]) };
-  }
-  throw new Error(`xorriso does not report ${isoPath} in ${iso}:\n${r.stdout}`);
 }
 
 /** Every file under `dir` with its size. */

@@ -19,9 +19,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
-import {
-  buildUniversal, fixture, FIXTURE_TEMPLATE, isMounted, must, mustUniso, run, RunResult, tempDir, uniso, UNISO, waitUntil, mountOn,
-} from './lib/fixture';
+import { buildUniversal, fixture, FIXTURE_TEMPLATE, isMounted, must, mustUniso, run, RunResult, tempDir, uniso, UNISO, waitUntil, mountOn, isoExtent } from './lib/fixture';
 
 const fx = fixture();
 const work = tempDir(t, 'uniso-sign-');
@@ -60,16 +58,6 @@ function opensslFingerprint(pub: string): string {
   const der = must('openssl', ['pkey', '-pubin', '-in', pub, '-outform', 'DER']).out;
   if (der.length !== 44) throw new Error(`${pub}: ${der.length} bytes of SPKI DER, not the 44 of an Ed25519 key`);
   return crypto.createHash('sha256').update(der.subarray(12)).digest('hex').slice(0, 16);
-}
-
-/** Byte offset and size of a file inside an ISO, from xorriso's report_lba. */
-function isoExtent(iso: string, isoPath: string): { offset: number; size: number } {
-  const r = must('xorriso', ['-indev', iso, '-find', isoPath, '-exec', 'report_lba', '--']);
-  for (const l of r.stdout.split('\n')) {
-    const m = /^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'\s*$/.exec(l);
-    if (m && m[5] === isoPath) return { offset: Number(m[2]) * 2048, size: Number(m[4]) };
-  }
-  throw new Error(`xorriso does not report ${isoPath} in ${iso}:\n${r.stdout}`);
 }
 
 /** Every file of an ISO, copied out with xorriso into a new directory. */

@@ -147,12 +147,8 @@ export class RemoteSource implements ByteSource {
 
   /** Scatter read: consecutive bytes from `offset` into `bufs` in turn (short only at the end of the file). */
   async preadv(bufs: Buffer[], offset: number): Promise<number> {
-    const want = bufs.reduce((n, b) => n + b.length, 0);
-    const len = Math.max(0, Math.min(want, this.size - offset));
+    const { len, end, c0, c1 } = this.span(bufs, offset);
     if (len === 0) return 0;
-    const end = offset + len;
-    const c0 = Math.floor(offset / CHUNK);
-    const c1 = Math.floor((end - 1) / CHUNK);
     let ahead = this.readahead(offset, end);
     for (let attempt = 0; ; attempt++) {
       const data = await this.bounded(Promise.all(this.chunks(c0, c1 + 1, ahead)), offset, len);
@@ -177,12 +173,8 @@ export class RemoteSource implements ByteSource {
    * needs (the caller then reads the usual way). Synchronous.
    */
   preadCached(bufs: Buffer[], offset: number): number {
-    const want = bufs.reduce((n, b) => n + b.length, 0);
-    const len = Math.max(0, Math.min(want, this.size - offset));
+    const { len, end, c0, c1 } = this.span(bufs, offset);
     if (len === 0) return 0;
-    const end = offset + len;
-    const c0 = Math.floor(offset / CHUNK);
-    const c1 = Math.floor((end - 1) / CHUNK);
     const data: Buffer[] = [];
     for (let i = c0; i <= c1; i++) {
       const b = this.memory.get(i);
@@ -193,6 +185,13 @@ export class RemoteSource implements ByteSource {
     if (ahead) this.chunks(c1 + 1, c1 + 1, ahead);
     this.copyOut(data, c0, bufs, offset, len);
     return len;
+  }
+
+  /** What a read of `bufs` at `offset` covers: its length (short at the end of the file), end, first and last chunk. */
+  private span(bufs: Buffer[], offset: number): { len: number; end: number; c0: number; c1: number } {
+    const len = Math.max(0, Math.min(bufs.reduce((n, b) => n + b.length, 0), this.size - offset));
+    const end = offset + len;
+    return { len, end, c0: Math.floor(offset / CHUNK), c1: Math.floor((end - 1) / CHUNK) };
   }
 
   /** Copy `len` bytes from `offset` out of chunks `data` (chunk c0 first) into `bufs` in turn. */

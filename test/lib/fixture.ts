@@ -65,6 +65,16 @@ interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
+/** Byte offset and size of a file inside an ISO, from xorriso's report_lba. */
+export function isoExtent(iso: string, isoPath: string): { offset: number; size: number } {
+  const r = must('xorriso', ['-indev', iso, '-find', isoPath, '-exec', 'report_lba', '--']);
+  for (const l of r.stdout.split('\n')) {
+    const m = /^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'\s*$/.exec(l);
+    if (m && m[5] === isoPath) return { offset: Number(m[2]) * 2048, size: Number(m[4]) };
+  }
+  throw new Error(`xorriso does not report ${isoPath} in ${iso}:\n${r.stdout}`);
+}
+
 /** A fresh temp directory removed when the test ends. */
 export function tempDir(t: Teardown, prefix = 'uniso-test-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
