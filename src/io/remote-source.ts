@@ -1,15 +1,18 @@
 // A remote file (http:// or https:// URL) as a ByteSource: what a universal
 // ISO on a mirror is to everything that reads an image. Reads are served
-// in CHUNK-sized pieces from a memory LRU, then the disk cache
-// (--cache-dir), then the server: missing neighbouring chunks go in one
-// Range request, pieces are handed to their readers as the body arrives,
-// and a reader that a request already covers waits for it rather than
-// asking again. Sequential readers (the pool read in order by a view)
-// get readahead that grows while they stay sequential, up to what keeps
-// the connection busy: a few times throughput times latency, as measured.
-// willNeed() (the pool reader's exact hint of the blocks it reads next)
-// is fetched the same way. Every read gives up after a bounded time
-// without progress (below FUSE's timeout) with a one-line RemoteError.
+// in CHUNK-sized pieces from a memory LRU (at once, without a promise, when
+// every piece is there: preadCached), then the disk cache (--cache-dir),
+// then the server. Missing neighbouring chunks go in one Range request, and
+// pieces are handed to their readers as the body arrives. A reader whose
+// chunks a request already covers waits for that request instead of asking
+// again. Requests are scheduled here, at most one per connection: what a
+// reader waits for goes first, readahead after, in order. Readahead is
+// mostly exact: sequential readers of the pool (through recipes) announce
+// the blocks they read next with willNeed, as far ahead as announceAhead
+// asks (a few times throughput times latency, as measured). The source's
+// own blind readahead for other sequential reads stays small. Every read
+// gives up after a bounded time without progress (below FUSE's timeout)
+// with a one-line RemoteError.
 
 import { LRUCache } from 'lru-cache';
 import { ByteSource } from './source';
