@@ -470,13 +470,19 @@ t.test('a copy fetches about what it needs; a remount on the same --cache-dir fe
   t.ok(c1.code === 0 && c1.sha256 === localSha.get(PROXMOX), `first copy through the mount: right bytes ${c1.stderr}`);
   await cacheSettled(cacheDir);
   await unmountAsync(m1.mnt);
+  const cached = chunksOnDisk(cacheDir);
   const n1 = (await settledEntries(httpSrv)).length;
   const m2 = await mountUrl(t, url, ['--cache-dir', cacheDir], m1.mnt);
   const c2 = await readFile(path.join(m2.mnt, PROXMOX));
   t.ok(c2.code === 0 && c2.sha256 === localSha.get(PROXMOX), `second copy after remounting: right bytes ${c2.stderr}`);
   const again = (await settledEntries(httpSrv)).slice(n1);
-  t.same(again.map((e) => [e.status, e.range, e.bytes]), [[206, `bytes=0-${CHUNK - 1}`, CHUNK]],
-    'remount + second copy: one request, the 64 KiB probe (everything else from the cache directory)');
+  t.same(again.slice(0, 1).map((e) => [e.status, e.range, e.bytes]), [[206, `bytes=0-${CHUNK - 1}`, CHUNK]],
+    'remount: the first request is the 64 KiB probe');
+  // readahead of the first mount still in flight at its unmount was never cached: the second may fetch
+  // that (a few requests); what the cache holds it must not fetch again
+  const refetched = chunksFetched(again.map((e) => rangeOf(e.range)!)).filter((i) => cached.has(i));
+  t.ok(again.length <= 4, `remount + second copy: ${again.length} requests (${again.map((e) => e.range).join(', ')})`);
+  t.same(refetched, [], `no chunk of the ${cached.size} in the cache directory was fetched again`);
 });
 
 // ---- faults (the fault server) -------------------------------------------------------------
