@@ -19,8 +19,7 @@ import * as crypto from 'node:crypto';
 import { ChildProcess, spawn } from 'node:child_process';
 import {
   buildUniversal, extractViews, fixture, listViews, must, mustUniso, processAlive, readAt, run, runAsync, tempDir, UNISO, uniso,
-  waitUntil, FIXTURE_NAME,
-} from './lib/fixture';
+  waitUntil, FIXTURE_NAME, freePort } from './lib/fixture';
 
 const KiB = 1024;
 const fx = fixture();
@@ -38,18 +37,6 @@ const bySize = [...fileViews].sort((a, b) => b.size - a.size);
 const RAW = `raw/${FIXTURE_NAME}.img`;
 const OVA = `vm/${FIXTURE_NAME}.ova`;
 const HUGE = 'srv/data/huge-9g.img';
-
-/** A TCP port nobody listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {

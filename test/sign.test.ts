@@ -19,7 +19,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { buildUniversal, fixture, FIXTURE_TEMPLATE, isMounted, must, mustUniso, run, RunResult, tempDir, uniso, UNISO, waitUntil, mountOn, isoExtent } from './lib/fixture';
+import { buildUniversal, fixture, FIXTURE_TEMPLATE, isMounted, must, mustUniso, run, RunResult, tempDir, uniso, UNISO, waitUntil, mountOn, isoExtent, freePort } from './lib/fixture';
 
 const fx = fixture();
 const work = tempDir(t, 'uniso-sign-');
@@ -77,18 +77,6 @@ function flipBit(file: string, offset: number, bit: number): void {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** A TCP port nobody listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Unmount `mnt` at teardown if a failed check left it mounted. */

@@ -2,6 +2,7 @@
 // system tools, temp directories that are always removed, and FUSE mounts
 // that are always unmounted (even when a test fails).
 
+import * as net from 'node:net';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -63,6 +64,18 @@ export function mustUniso(args: string[], opts: SpawnSyncOptions = {}): RunResul
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
+}
+
+/** A TCP port on 127.0.0.1 that nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 /** Byte offset and size of a file inside an ISO, from xorriso's report_lba. */

@@ -17,6 +17,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChildProcess, spawn } from 'node:child_process';
 import { testCerts } from './tls-certs';
+import { freePort } from './fixture';
+
+export { freePort };
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -65,18 +68,6 @@ export interface NginxServer {
 // Tab-separated; nginx writes tabs, quotes, backslashes and control characters in values as \xHH
 // (undone by accessEntries), and "-" for an empty value.
 const LOG_FORMAT = '$request_method\\t$request_uri\\t$status\\t$body_bytes_sent\\t$http_range\\t$http_if_range';
-
-/** A TCP port on 127.0.0.1 that nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export function accepts(port: number): Promise<boolean> {
