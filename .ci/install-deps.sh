@@ -8,10 +8,12 @@ PACKAGES=(
   # the native addon (decompressors for squashfs input; libdeflate inflates pool blocks)
   build-essential python3 liblzma-dev libzstd-dev liblz4-dev liblzo2-dev libxxhash-dev libdeflate-dev
   # image tools uniso runs (grub-mkimage and the BIOS modules for the disk images)
-  xorriso attr grub-common grub-pc-bin
+  xorriso attr grub-common grub-pc-bin grub-efi-amd64-bin
   # fixtures, the demo and the oracles the tests compare against
   isolinux syslinux-common squashfs-tools squashfs-tools-ng busybox-static e2fsprogs
   libarchive-tools libcap2-bin acl libxml2-utils python3-yaml jq qemu-utils qemu-system-x86 fdisk xz-utils
+  # UEFI: the ESP's checker (fsck.fat), the GPT's (sgdisk), OVMF to boot the disk views; vagrant accepts the boxes
+  dosfstools mtools gdisk ovmf vagrant
   # uniso mount --nfs (NFS-Ganesha with its VFS backend, rpcbind) and the NFS/HTTP client oracles of the tests
   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils wget curl
   # make bench: the bench tree (debootstrap), its timing (GNU time) and the squashfuse baseline

@@ -21,7 +21,7 @@ import { CatalogWriter } from './catalog/writer';
 import { Recipe, RecipeBuilder } from './recipe/recipe';
 import { applyOverlay, EntryType, Tree } from './tree';
 import { FORMATS, PREPARERS } from './formats';
-import { FAMILIES, Family, FormatContext, FormatOptions, ViewOut } from './formats/context';
+import { FAMILIES, Family, Firmware, FormatContext, FormatOptions, ViewOut } from './formats/context';
 import { GzipCompiler } from './formats/gzip';
 import { applianceNames, ApplianceNames } from './formats/naming';
 import { readmeText } from './formats/readme';
@@ -52,6 +52,8 @@ export interface BuildOptions {
   diskSize: number;
   memoryMb: number;
   ovfSha1: boolean;
+  /** disk layout and boot loaders of the disk views */
+  firmware: Firmware;
   /** formats to build (names as in FORMATS); all when undefined */
   formats?: string[];
   /** keep the input ISO's squashfs byte for byte, the whole pool beside it (ISO inputs only) */
@@ -162,7 +164,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       throw fileError(opts.input, '--keep-squashfs: the input is not an ISO, so it has no squashfs to keep');
     }
     const names = await namesOf(b, trees);
-    const formatOptions: FormatOptions = { diskSize: opts.diskSize, memoryMb: opts.memoryMb, ovfSha1: opts.ovfSha1 };
+    const formatOptions: FormatOptions = { diskSize: opts.diskSize, memoryMb: opts.memoryMb, ovfSha1: opts.ovfSha1, firmware: opts.firmware };
     const selected = FORMATS.filter((f) => !opts.formats || opts.formats.includes(f.name));
     await runPreparers(b, trees, names, formatOptions, selected.map((f) => f.family));
     progress.phase('compressing');

@@ -3,6 +3,8 @@
 
 import { Command, Option } from 'commander';
 import { UserError } from './util/errors';
+import { FORMATS } from './formats';
+import { Firmware, FIRMWARES } from './formats/context';
 
 /** libdeflate's levels (10 to 12 search near-optimal matches). */
 const LEVEL_MAX = 12;
@@ -88,19 +90,21 @@ export function main(argv: string[]): void {
     .option('--disk-size <size>', 'virtual size of the disk images (sparse)', '20G')
     .option('--memory <MB>', 'memory of the virtual machine in the OVF', '1024')
     .option('--ovf-sha1', 'SHA1 manifest for old ESXi (default: SHA256)')
-    .option('--formats <list>', 'build only these formats (comma-separated: ovf,vmdk,raw,qcow2,vhd,openvz,opennode,proxmox,xen,lxc,docker)')
+    .option('--formats <list>', `build only these formats (comma-separated: ${FORMATS.map((f) => f.name).join(',')})`)
+    .addOption(new Option('--firmware <kind>', 'firmware the disk images boot with: bios (MBR), uefi (GPT, EFI system partition) or hybrid (GPT; boots both ways)')
+      .choices(FIRMWARES).default('hybrid'))
     .option('--keep-squashfs', "keep the input ISO's squashfs byte for byte (the pool goes beside it: about twice the size)")
     .option('--sign <keyfile>', 'sign the manifest with this Ed25519 private key (PREFIX.key from uniso key generate)')
     .option('-q, --quiet', 'no progress output')
     .action(async (input: string, o: { output: string; name?: string; variant: string[]; overlay: string[]; level: number;
-      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; keepSquashfs?: boolean; sign?: string; quiet?: boolean }) => {
+      diskSize: string; memory: string; ovfSha1?: boolean; formats?: string; firmware: Firmware; keepSquashfs?: boolean; sign?: string; quiet?: boolean }) => {
       const { build, parseFamilyOption, parseFormats } = await import('./build');
       const memoryMb = Number(o.memory);
       if (!Number.isInteger(memoryMb) || memoryMb < 64 || memoryMb > 4 * 1024 * 1024) throw new UserError(`--memory ${o.memory}: expected MB between 64 and 4194304`);
       const r = await build({
         input, output: o.output, name: o.name, level: o.level, quiet: !!o.quiet,
         variants: parseFamilyOption(o.variant, '--variant'), overlays: parseFamilyOption(o.overlay, '--overlay'),
-        diskSize: parseSize(o.diskSize, '--disk-size'), memoryMb, ovfSha1: !!o.ovfSha1, formats: parseFormats(o.formats),
+        diskSize: parseSize(o.diskSize, '--disk-size'), memoryMb, ovfSha1: !!o.ovfSha1, firmware: o.firmware, formats: parseFormats(o.formats),
         keepSquashfs: !!o.keepSquashfs, sign: o.sign,
       });
       if (!o.quiet) process.stderr.write(`uniso: wrote ${r.output} (${r.views.length} views)\n`);

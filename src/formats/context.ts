@@ -14,11 +14,16 @@ import type { PoolWriter } from '../pool/writer';
 export type Family = 'vm' | 'container' | 'xen' | 'openstack' | 'docker';
 export const FAMILIES: Family[] = ['vm', 'container', 'xen', 'openstack', 'docker'];
 
+/** Which firmware the disk views boot with: BIOS (MBR), UEFI (GPT + ESP), or both (hybrid GPT). */
+export type Firmware = 'bios' | 'uefi' | 'hybrid';
+export const FIRMWARES: Firmware[] = ['bios', 'uefi', 'hybrid'];
+
 /** Build options the formats read. */
 export interface FormatOptions {
   diskSize: number; // bytes of the virtual disks
   memoryMb: number; // RAM in the OVF
   ovfSha1: boolean; // SHA1 manifest for old ESXi (default SHA256)
+  firmware: Firmware; // disk layout and boot loaders of the disk views (default hybrid)
 }
 
 export interface ViewOut {
