@@ -1,54 +1,61 @@
-// A whole virtual disk as placed pieces: the MBR and GRUB's core.img as
-// literals, then the ext4 partition (its metadata literals and pool blocks)
-// at 1 MiB. Everything else reads as zero. From it come the raw disk recipe
-// and, grain by grain (64 KiB), the pieces the compressed formats splice.
+// A whole virtual disk as placed pieces: the partition tables and GRUB's
+// boot images as literals, then each file system's metadata literals and
+// pool blocks at their partitions' offsets. Everything else reads as zero.
+// From it come the raw disk recipe and, grain by grain (64 KiB), the pieces
+// the compressed formats splice.
 
 import { Recipe, RecipeBuilder } from '../../recipe/recipe';
-import { Ext4Image } from '../ext4/image';
-import { BLOCK_SIZE as FS_BLOCK } from '../ext4/constants';
 
 export const SECTOR = 512;
 export const GRAIN = 65536;
-export const PARTITION_OFFSET = 1 << 20; // LBA 2048
 
 export type DiskPiece =
   | { offset: number; kind: 'lit'; data: Buffer }
   | { offset: number; kind: 'pool'; id: number; len: number };
 
+function pieceEnd(p: DiskPiece): number {
+  return p.offset + (p.kind === 'lit' ? p.data.length : p.len);
+}
+
 export class DiskImage {
+  /** ordered, non-overlapping; adjacent literals are merged into one */
   readonly pieces: DiskPiece[] = [];
 
-  constructor(readonly size: number, mbr: Buffer, coreImg: Buffer, fs: Ext4Image) {
+  constructor(readonly size: number, pieces: DiskPiece[]) {
     if (size % GRAIN !== 0) throw new Error('disk size must be a multiple of 64 KiB');
-    if (SECTOR + coreImg.length > PARTITION_OFFSET) throw new Error('core.img does not fit before the partition');
-    this.pieces.push({ offset: 0, kind: 'lit', data: Buffer.concat([mbr, coreImg]) });
-    // merge the file system's literal blocks and pool blocks into ordered pieces
-    const lits = [...fs.literals.keys()].sort((a, b) => a - b);
-    let li = 0;
-    let di = 0;
-    const base = PARTITION_OFFSET;
-    while (li < lits.length || di < fs.data.length) {
-      const nextLit = li < lits.length ? lits[li] : Infinity;
-      const nextData = di < fs.data.length ? fs.data[di].block : Infinity;
-      if (nextLit < nextData) {
-        // a run of consecutive literal blocks becomes one piece
-        let end = li;
-        while (end + 1 < lits.length && lits[end + 1] === lits[end] + 1 && lits[end + 1] < nextData) end++;
-        const bufs = lits.slice(li, end + 1).map((b) => fs.literals.get(b)!);
-        this.pieces.push({ offset: base + nextLit * FS_BLOCK, kind: 'lit', data: Buffer.concat(bufs) });
-        li = end + 1;
+    const sorted = [...pieces].sort((a, b) => a.offset - b.offset);
+    let run: Buffer[] = [];
+    let runStart = 0;
+    let runEnd = -1;
+    const flush = (): void => {
+      if (run.length) this.pieces.push({ offset: runStart, kind: 'lit', data: run.length === 1 ? run[0] : Buffer.concat(run) });
+      run = [];
+      runEnd = -1;
+    };
+    for (const p of sorted) {
+      const last = run.length ? runEnd : this.pieces.length ? pieceEnd(this.pieces[this.pieces.length - 1]) : 0;
+      if (p.offset < last) throw new Error(`disk pieces overlap at byte ${p.offset}`);
+      if (p.kind === 'lit') {
+        if (p.data.length === 0) continue;
+        if (run.length && p.offset === runEnd) {
+          run.push(p.data);
+        } else {
+          flush();
+          run = [p.data];
+          runStart = p.offset;
+        }
+        runEnd = p.offset + p.data.length;
       } else {
-        const d = fs.data[di++];
-        this.pieces.push({ offset: base + d.block * FS_BLOCK, kind: 'pool', id: d.id, len: d.len });
+        flush();
+        if (Math.floor(p.offset / GRAIN) !== Math.floor((p.offset + p.len - 1) / GRAIN)) {
+          throw new Error(`pool block ${p.id} at byte ${p.offset} straddles a 64 KiB grain`);
+        }
+        this.pieces.push(p);
       }
     }
+    flush();
     const last = this.pieces[this.pieces.length - 1];
-    const end = last.offset + (last.kind === 'lit' ? last.data.length : last.len);
-    if (end > size) throw new Error('file system larger than the disk');
-    for (let i = 1; i < this.pieces.length; i++) {
-      const p = this.pieces[i - 1];
-      if (p.offset + (p.kind === 'lit' ? p.data.length : p.len) > this.pieces[i].offset) throw new Error('disk pieces overlap');
-    }
+    if (last && pieceEnd(last) > size) throw new Error('the partitions are larger than the disk');
   }
 
   /** The uncompressed disk: literals, inflated pool blocks, zeros. */
@@ -72,7 +79,7 @@ export class DiskImage {
   /**
    * The non-zero grains in order, each with its pieces clipped to the grain
    * (offsets relative to the grain). A pool block never straddles grains
-   * (the ext4 layout guarantees it); literals may, and are cut.
+   * (the file systems place them so; the constructor checks); literals may, and are cut.
    */
   *grains(): Generator<{ index: number; pieces: DiskPiece[] }> {
     let cur: { index: number; pieces: DiskPiece[] } | undefined;
