@@ -30,29 +30,80 @@ const QCOW2 = path.join(mnt, `openstack/${N}-openstack.qcow2`);
 const VHD = path.join(mnt, `vhd/${N}.vhd`);
 const GRUB = '/usr/lib/grub/i386-pc';
 
-/** Attach the raw view's partition read-only to a loop device (detached at teardown). */
-function loopPartition(tt: typeof t): string {
-  const dev = must('losetup', ['--find', '--show', '--read-only', '--offset', String(1 << 20), RAW]).stdout.trim();
+const MIB = 1024 * 1024;
+const ROOT_OFFSET = 64 * MIB; // hybrid GPT: BIOS boot at 1 MiB, ESP at 2 MiB (62 MiB), root at 64 MiB
+const GRUB_EFI = '/usr/lib/grub/x86_64-efi';
+const EFI_MODULES = ['part_gpt', 'part_msdos', 'ext2', 'fat', 'normal', 'linux', 'search', 'search_fs_uuid', 'configfile',
+  'echo', 'test', 'serial', 'terminal', 'gzio', 'efi_gop', 'all_video', 'boot', 'ls', 'cat'];
+
+/** Attach a byte range of a disk image read-only to a loop device (detached at teardown). */
+function loopAt(tt: typeof t, image: string, offset: number, size?: number): string {
+  const dev = must('losetup', ['--find', '--show', '--read-only', '--offset', String(offset),
+    ...(size ? ['--sizelimit', String(size)] : []), image]).stdout.trim();
   tt.teardown(() => { run('losetup', ['-d', dev]); });
   return dev;
 }
 
-t.test('the MBR: one active Linux partition at 1 MiB, GRUB boot.img and core.img', async (t) => {
-  const dump = must('sfdisk', ['--dump', RAW]).stdout;
-  t.match(dump, /label: dos/);
-  t.match(dump, /start=\s*2048, size=\s*522240, type=83, bootable/, 'partition 1: LBA 2048 to the end, type 83, active');
-  const mbr = readAt(RAW, 0, 512);
+/** Attach the raw view's root partition read-only to a loop device (detached at teardown). */
+function loopPartition(tt: typeof t): string {
+  return loopAt(tt, RAW, ROOT_OFFSET);
+}
+
+function grubImage(tt: typeof t, format: string, dir: string, prefix: string, modules: string[]): Buffer {
+  const out = path.join(tempDir(tt), 'grub.img');
+  must('grub-mkimage', ['-O', format, '-d', dir, '-o', out, '-p', prefix, ...modules]);
+  return fs.readFileSync(out);
+}
+
+/** boot.img's boot code as grub-bios-setup patches it: BPB zeroed, kernel sector, drive check NOPped. */
+function checkBootCode(tt: typeof t, sector0: Buffer, coreLba: number): void {
   const bootImg = fs.readFileSync(path.join(GRUB, 'boot.img'));
   const diffs: number[] = [];
-  for (let i = 0; i < 440; i++) if (mbr[i] !== bootImg[i]) diffs.push(i);
-  t.ok(diffs.every((i) => (i >= 0x03 && i < 0x5a) || i === 0x66 || i === 0x67), `boot code differs from boot.img only where grub-bios-setup patches it (${diffs.length} bytes)`);
-  t.same([mbr[0x66], mbr[0x67]], [0x90, 0x90], 'the floppy-only jump is disabled');
-  t.same([mbr[510], mbr[511]], [0x55, 0xaa], 'boot signature');
-  const tmp = tempDir(t);
-  const core = path.join(tmp, 'core.img');
-  must('grub-mkimage', ['-O', 'i386-pc', '-d', GRUB, '-o', core, '-p', '(,msdos1)/boot/grub', 'biosdisk', 'part_msdos', 'ext2']);
-  const want = fs.readFileSync(core);
-  t.ok(readAt(RAW, 512, want.length).equals(want), `core.img (${want.length} bytes) at LBA 1`);
+  for (let i = 0; i < 440; i++) if (sector0[i] !== bootImg[i]) diffs.push(i);
+  tt.ok(diffs.every((i) => (i >= 0x03 && i < 0x5a) || (i >= 0x5c && i < 0x64) || i === 0x66 || i === 0x67),
+    `boot code differs from boot.img only where grub-bios-setup patches it (${diffs.length} bytes)`);
+  tt.equal(sector0.readBigUInt64LE(0x5c), BigInt(coreLba), `boot.img loads core.img from LBA ${coreLba}`);
+  tt.same([sector0[0x66], sector0[0x67]], [0x90, 0x90], 'the floppy-only jump is disabled');
+  tt.same([sector0[510], sector0[511]], [0x55, 0xaa], 'boot signature');
+}
+
+t.test('hybrid GPT: protective MBR with GRUB, BIOS boot, EFI system and root partitions; sgdisk -v clean', async (t) => {
+  const v = run('sgdisk', ['-v', RAW]);
+  t.equal(v.code, 0, 'sgdisk -v exit 0');
+  t.match(v.stdout, /No problems found/, `sgdisk -v: ${v.stdout.trim()}`);
+  const dump = must('sfdisk', ['--dump', RAW]).stdout;
+  t.match(dump, /label: gpt/);
+  const lines = dump.split('\n').filter((l) => l.startsWith(RAW));
+  t.equal(lines.length, 3, 'three partitions');
+  t.match(lines[0], /start=\s*2048, size=\s*2048, type=21686148-6449-6E6F-744E-656564454649,.*name="BIOS boot"/, 'p1: BIOS boot, 1 MiB at 1 MiB');
+  t.match(lines[1], /start=\s*4096, size=\s*126976, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B,.*name="EFI system partition"/, 'p2: ESP, 62 MiB at 2 MiB');
+  t.match(lines[2], new RegExp(`start=\\s*131072, size=\\s*${(SIZE - ROOT_OFFSET - MIB) / 512}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4`), 'p3: root, 64 MiB to 1 MiB before the end');
+  const pmbr = readAt(RAW, 0, 512);
+  t.equal(pmbr[0x1be + 4], 0xee, 'protective MBR: one 0xEE partition');
+  t.equal(pmbr.readUInt32LE(0x1be + 8), 1);
+  t.equal(pmbr.readUInt32LE(0x1be + 12), SIZE / 512 - 1, 'over the whole disk');
+  checkBootCode(t, pmbr, 2048);
+  const core = grubImage(t, 'i386-pc', GRUB, '(,gpt3)/boot/grub', ['biosdisk', 'part_gpt', 'ext2']);
+  const placed = readAt(RAW, 2048 * 512, core.length);
+  t.equal(placed.readBigUInt64LE(0x1f4), 2049n, "core.img's blocklist points at the sector after it");
+  placed.writeBigUInt64LE(2n, 0x1f4);
+  t.ok(placed.equals(core), `core.img (${core.length} bytes) in the BIOS boot partition, as grub-mkimage makes it but for the blocklist`);
+  t.ok(readAt(RAW, 2048 * 512 + core.length, MIB - core.length).every((b) => b === 0), 'the rest of the BIOS boot partition is zero');
+});
+
+t.test('the EFI system partition: FAT32 that fsck.fat accepts, holding GRUB as EFI/BOOT/BOOTX64.EFI', async (t) => {
+  const dev = loopAt(t, RAW, 2 * MIB, 62 * MIB);
+  const fsck = run('fsck.fat', ['-n', '-v', dev]);
+  t.equal(fsck.code, 0, `fsck.fat -n exit 0: ${fsck.stdout.trim().split('\n').slice(-2).join(' / ')}`);
+  t.match(fsck.stdout, /FAT32/);
+  t.match(must('blkid', ['-o', 'export', dev]).stdout, /TYPE=vfat/);
+  // (this kernel has no vfat: mtools reads the partition at its offset in the raw view)
+  const img = `${RAW}@@${2 * MIB}`;
+  t.same(must('mdir', ['-i', img, '-/', '-b', '::']).stdout.split('\n').filter(Boolean), ['::/EFI/', '::/EFI/BOOT/', '::/EFI/BOOT/BOOTX64.EFI']);
+  const got = path.join(tempDir(t), 'BOOTX64.EFI');
+  must('mcopy', ['-n', '-i', img, '::/EFI/BOOT/BOOTX64.EFI', got]);
+  const want = grubImage(t, 'x86_64-efi', GRUB_EFI, '(,gpt3)/boot/grub', EFI_MODULES);
+  t.ok(fs.readFileSync(got).equals(want), `BOOTX64.EFI (${want.length} bytes) is grub-mkimage's x86_64-efi image with prefix (,gpt3)/boot/grub`);
 });
 
 t.test('e2fsck -fn finds nothing to fix; dumpe2fs shows the expected features', async (t) => {

@@ -20,13 +20,15 @@ import { grubPrefix, makeCoreImg, makeEfiImage } from './grub';
 import { DiskLayout } from './layout';
 
 interface GrubPlatform {
-  inTree: string; // the appliance's own module directory
-  host: string; // the build host's
+  dir: string; // the module directory's name under /usr/lib/grub
   hostPackage: string;
   marker: string[]; // files a usable module directory has
 }
-const GRUB_BIOS: GrubPlatform = { inTree: 'usr/lib/grub/i386-pc', host: '/usr/lib/grub/i386-pc', hostPackage: 'grub-pc-bin', marker: ['boot.img', 'kernel.img'] };
-const GRUB_EFI: GrubPlatform = { inTree: 'usr/lib/grub/x86_64-efi', host: '/usr/lib/grub/x86_64-efi', hostPackage: 'grub-efi-amd64-bin', marker: ['kernel.img', 'normal.mod'] };
+const GRUB_BIOS: GrubPlatform = { dir: 'i386-pc', hostPackage: 'grub-pc-bin', marker: ['boot.img', 'kernel.img'] };
+const GRUB_EFI: GrubPlatform = { dir: 'x86_64-efi', hostPackage: 'grub-efi-amd64-bin', marker: ['kernel.img', 'normal.mod'] };
+const GRUB_LIB_IN_TREE = 'usr/lib/grub';
+/** The build host's GRUB (UNISO_GRUB_LIB moves it, e.g. to test a host without one). */
+const hostGrubLib = (): string => process.env.UNISO_GRUB_LIB || '/usr/lib/grub';
 
 export interface BootPrep {
   tree: Tree;
@@ -142,18 +144,20 @@ async function addFile(tree: Tree, pool: PoolWriter, p: string, data: Buffer, mt
 
 /** The GRUB module directory of a platform: the appliance's own (copied out of the pool) or the host's. */
 async function grubModules(tree: Tree, pool: PoolWriter, tmp: string, g: GrubPlatform): Promise<{ dir: string; source: string } | undefined> {
-  const own = tree.lookup(g.inTree);
+  const inTree = `${GRUB_LIB_IN_TREE}/${g.dir}`;
+  const own = tree.lookup(inTree);
   if (own && own.type === EntryType.Dir && g.marker.every((m) => tree.children(own.ino).has(m))) {
-    const dir = path.join(tmp, path.basename(g.inTree));
+    const dir = path.join(tmp, g.dir);
     fs.mkdirSync(dir);
     for (const [name, ino] of tree.children(own.ino)) {
       const i = tree.inodes.get(ino)!;
       if (i.type !== EntryType.File || !i.content || name.includes('/')) continue;
       fs.writeFileSync(path.join(dir, name), await pool.readContent(i.content));
     }
-    return { dir, source: `/${g.inTree} of the appliance` };
+    return { dir, source: `/${inTree} of the appliance` };
   }
-  if (g.marker.every((m) => fs.existsSync(path.join(g.host, m)))) return { dir: g.host, source: `${g.host} of the build host (${g.hostPackage})` };
+  const host = path.join(hostGrubLib(), g.dir);
+  if (g.marker.every((m) => fs.existsSync(path.join(host, m)))) return { dir: host, source: `${host} of the build host (${g.hostPackage})` };
   return undefined;
 }
 
@@ -186,7 +190,7 @@ export async function prepareBootTree(base: Tree, o: BootPrepOptions): Promise<B
     if (bios) {
       const mods = await grubModules(tree, o.pool, tmp, GRUB_BIOS);
       if (!mods) {
-        warnings.push(`no GRUB for BIOS (neither /${GRUB_BIOS.inTree} in the appliance nor ${GRUB_BIOS.hostPackage} on the build host): the disk images will not boot with BIOS`);
+        warnings.push(`no GRUB for BIOS (neither /${GRUB_LIB_IN_TREE}/${GRUB_BIOS.dir} in the appliance nor ${GRUB_BIOS.hostPackage} on the build host): the disk images will not boot with BIOS`);
       } else {
         sources.push(mods.source);
         coreImg = makeCoreImg(mods.dir, o.layout.partModule, prefix);
@@ -199,7 +203,7 @@ export async function prepareBootTree(base: Tree, o: BootPrepOptions): Promise<B
     }
     if (uefi) {
       const mods = await grubModules(tree, o.pool, tmp, GRUB_EFI);
-      const missing = `no GRUB for UEFI (neither /${GRUB_EFI.inTree} in the appliance nor ${GRUB_EFI.hostPackage} on the build host)`;
+      const missing = `no GRUB for UEFI (neither /${GRUB_LIB_IN_TREE}/${GRUB_EFI.dir} in the appliance nor ${GRUB_EFI.hostPackage} on the build host)`;
       if (!mods) {
         if (o.layout.firmware === 'uefi') throw new UserError(`--firmware uefi: ${missing}`);
         warnings.push(`${missing}: the disk images will not boot with UEFI`);

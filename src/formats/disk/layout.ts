@@ -52,3 +52,12 @@ export function diskLayout(firmware: Firmware, size: number): DiskLayout {
   }
   return l;
 }
+
+/** The disk's layout in a few words, for the views' descriptions. */
+export function layoutWords(l: DiskLayout): string {
+  switch (l.firmware) {
+    case 'bios': return 'MBR, GRUB for BIOS, ext4';
+    case 'uefi': return 'GPT, GRUB for UEFI, ext4';
+    case 'hybrid': return 'GPT, GRUB for BIOS and UEFI, ext4';
+  }
+}
