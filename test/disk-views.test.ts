@@ -95,8 +95,11 @@ t.test('the EFI system partition: FAT32 that fsck.fat accepts, holding GRUB as E
   const dev = loopAt(t, RAW, 2 * MIB, 62 * MIB);
   const fsck = run('fsck.fat', ['-n', '-v', dev]);
   t.equal(fsck.code, 0, `fsck.fat -n exit 0: ${fsck.stdout.trim().split('\n').slice(-2).join(' / ')}`);
-  t.match(fsck.stdout, /FAT32/);
-  t.match(must('blkid', ['-o', 'export', dev]).stdout, /TYPE=vfat/);
+  t.match(fsck.stdout, /2 FATs, 32 bit entries/);
+  const id = must('blkid', ['-o', 'export', dev]).stdout;
+  t.match(id, /^TYPE=vfat$/m);
+  t.match(id, /^VERSION=FAT32$/m);
+  t.match(id, /^LABEL=EFI$/m);
   // (this kernel has no vfat: mtools reads the partition at its offset in the raw view)
   const img = `${RAW}@@${2 * MIB}`;
   t.same(must('mdir', ['-i', img, '-/', '-b', '::']).stdout.split('\n').filter(Boolean), ['::/EFI/', '::/EFI/BOOT/', '::/EFI/BOOT/BOOTX64.EFI']);
