@@ -96,7 +96,7 @@ t.test('the EFI system partition: FAT32 that fsck.fat accepts, holding GRUB as E
   const fsck = run('fsck.fat', ['-n', '-v', dev]);
   t.equal(fsck.code, 0, `fsck.fat -n exit 0: ${fsck.stdout.trim().split('\n').slice(-2).join(' / ')}`);
   t.match(fsck.stdout, /2 FATs, 32 bit entries/);
-  const id = must('blkid', ['-o', 'export', dev]).stdout;
+  const id = must('blkid', ['-p', '-o', 'export', dev]).stdout;
   t.match(id, /^TYPE=vfat$/m);
   t.match(id, /^VERSION=FAT32$/m);
   t.match(id, /^LABEL=EFI$/m);
