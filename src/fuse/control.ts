@@ -295,13 +295,17 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
   process.on('uncaughtException', (e) => log(`unexpected error (still serving): ${e.stack ?? e.message}`));
   process.on('unhandledRejection', (e) => log(`unexpected rejection (still serving): ${String(e)}`));
   let stopping = false;
-  const stop = async (sig: string) => {
+  /** `unmount`: false when the mount is already gone (and the path may hold someone else's mount now). */
+  const stop = async (why: string, unmount = true) => {
     if (stopping) return;
     stopping = true;
-    log(`${sig}: unmounting ${mnt}`);
+    log(unmount ? `${why}: unmounting ${mnt}` : `${why}: exiting`);
     if (nfs) await nfs.stop();
-    await daemon.unmount();
-    try { fs.unlinkSync(stateFile(mnt)); } catch { /* gone */ }
+    if (unmount) await daemon.unmount();
+    // a new mount on this path may have written its own state already
+    if (readState(mnt)?.pid === process.pid) {
+      try { fs.unlinkSync(stateFile(mnt)); } catch { /* gone */ }
+    }
     if (logFile) {
       try { fs.unlinkSync(logFile); } catch { /* gone */ }
     }
@@ -311,6 +315,7 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGHUP', () => void stop('SIGHUP'));
+  watchMount(mnt, (why, mounted) => void stop(why, mounted));
   log(`mounted ${image} on ${mnt}`);
   report('ok');
   if (readyFd !== undefined) {
@@ -320,6 +325,42 @@ async function runDaemon(image: string, mnt: string, opts: MountOptions): Promis
   setInterval(() => { /* the FUSE thread serves requests */ }, 1 << 30);
 }
 
+
+/** How often the daemon checks that its mount is still there. */
+const MOUNT_WATCH_MS = 250;
+
+/**
+ * Calls `gone` once when the mount this daemon serves goes away by any
+ * means: removed (fusermount -u, umount, umount -l: it leaves
+ * /proc/self/mountinfo, or another mount replaces it there) or its kernel
+ * connection aborted (the mount point then answers ENOTCONN). libfuse
+ * daemons end with their mount; so does ours.
+ */
+function watchMount(mnt: string, gone: (why: string, stillMounted: boolean) => void): void {
+  const dev = mountAt(mnt)?.dev;
+  if (!dev) return;
+  let checking = false;
+  const timer = setInterval(() => {
+    if (checking) return;
+    const now = mountAt(mnt);
+    if (!now || now.dev !== dev) {
+      clearInterval(timer);
+      gone(`${mnt} was unmounted`, false);
+      return;
+    }
+    // statfs always reaches the daemon (stat may be answered from the kernel's
+    // attribute cache); async, as the FUSE thread answers through this event loop
+    checking = true;
+    fs.promises.statfs(mnt).then(() => { checking = false; }, (e: NodeJS.ErrnoException) => {
+      checking = false;
+      if (e.code === 'ENOTCONN' || e.code === 'ECONNABORTED') {
+        clearInterval(timer);
+        gone(`the kernel connection of ${mnt} was aborted`, true); // the dead mount is lifted (lazily)
+      }
+    });
+  }, MOUNT_WATCH_MS);
+  timer.unref();
+}
 
 function fusermount(mnt: string, lazy: boolean): { ok: boolean; err: string } {
   for (const tool of ['fusermount3', 'fusermount']) {

@@ -92,7 +92,9 @@ const gptPart = (type: string, guid: Buffer, e: Extent, name: string): GptPartit
 function espImage(ctx: FormatContext, family: Family, prep: BootPrep, esp: Extent): FatImage {
   const files = prep.efiImage ? [{ path: 'EFI/BOOT/BOOTX64.EFI', content: prep.efiImage, mtimeNs: fsTime(ctx.tree(family).root.mtimeNs) }] : [];
   try {
-    return buildFat32(files, { partitionBytes: esp.bytes, volumeId: prep.uuid.readUInt32LE(4), label: 'EFI', timeNs: fsTime(ctx.tree(family).root.mtimeNs) });
+    return buildFat32(files, {
+      partitionBytes: esp.bytes, hiddenSectors: lba(esp.offset), volumeId: prep.uuid.readUInt32LE(4), label: 'EFI', timeNs: fsTime(ctx.tree(family).root.mtimeNs),
+    });
   } catch (e) {
     if (e instanceof FatError) throw new UserError(`${family} disk image: EFI system partition: ${e.message}`);
     throw e;
