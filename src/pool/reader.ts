@@ -132,7 +132,7 @@ export interface SpliceColumns {
   starts: Float64Array;
   kinds: Uint8Array;
   args: Uint32Array;
-  offs: Uint32Array;
+  offs: Float64Array;
   litData: Buffer;
   litStart: Uint32Array;
 }
@@ -324,7 +324,9 @@ export class BlockStore {
     if (!addon || !ext) return undefined;
     const extents = new Float64Array(4 * ext.length);
     ext.forEach((e, i) => extents.set([e.at, e.fd, e.pos, e.len], 4 * i));
-    const ctx = addon.spliceContext(extents, r.size, r.starts, r.kinds, r.args, r.offs, r.litData, r.litStart,
+    // the addon splices only zero, literal and deflate segments, whose offsets fit 32 bits
+    if (r.offs.some((o) => o > 0xffffffff)) return undefined;
+    const ctx = addon.spliceContext(extents, r.size, r.starts, r.kinds, r.args, Uint32Array.from(r.offs), r.litData, r.litStart,
       t.offset, t.csize, t.usize, t.flags, t.sxh, this.storedState);
     return (buf, pos) => addon.spliceRead(ctx, buf, pos);
   }

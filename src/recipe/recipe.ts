@@ -40,7 +40,7 @@ export interface Recipe {
   kinds: Uint8Array;
   starts: Float64Array; // view offset where segment i starts
   args: Uint32Array; // literal index or block id
-  offs: Uint32Array; // offset inside the literal / inflated block
+  offs: Float64Array; // offset inside the literal / inflated block / included recipe (which may pass 4 GiB)
   /** the literals' bytes back to back: literal k is litData[litStart[k], litStart[k + 1]) */
   litData: Buffer;
   litStart: Uint32Array; // literal count + 1 entries
@@ -246,7 +246,7 @@ export class RecipeBuilder {
       kinds: Uint8Array.from(this.kinds),
       starts: Float64Array.from(this.starts),
       args: Uint32Array.from(this.args),
-      offs: Uint32Array.from(this.offs),
+      offs: Float64Array.from(this.offs),
       litData: Buffer.concat(this.literals),
       litStart,
       subs: [...this.subs],
@@ -352,7 +352,7 @@ export function deserializeRecipe(buf: Buffer, what: string, sub: (id: number) =
   const kinds = Uint8Array.from(cols.bytes(n));
   const starts = new Float64Array(n);
   const args = new Uint32Array(n);
-  const offs = new Uint32Array(n);
+  const offs = new Float64Array(n);
   let pos = 0;
   for (let i = 0; i < n; i++) {
     if (kinds[i] > SegKind.Include) throw new Error(`${what}: bad segment kind ${kinds[i]}`);
@@ -385,8 +385,8 @@ export function deserializeRecipe(buf: Buffer, what: string, sub: (id: number) =
   }
   for (let i = 0; i < n; i++) {
     if (!HAS_OFF[kinds[i]]) continue;
-    const v = cols.uvarint();
-    if (v > 0xffffffff) throw new Error(`${what}: segment ${i} has a bad offset`);
+    const v = cols.uvarint(); // a safe integer
+    if (kinds[i] !== SegKind.Include && v > 0xffffffff) throw new Error(`${what}: segment ${i} has a bad offset`);
     offs[i] = v;
   }
   if (!cols.atEnd) throw new Error(`${what}: recipe columns are damaged`);

@@ -107,6 +107,23 @@ async function readsRight(t: Test, c: { blocks: number[]; size: number }, data: 
     }
   }
   t.pass('200 random reads');
+  // an include past 4 GiB of the recipe it includes (a disk's blocks past 4 GiB in a VHD)
+  const big = new RecipeBuilder();
+  big.zero(5 * 2 ** 30);
+  big.literal(lit);
+  big.zero(3);
+  const bigR = big.build();
+  const inc = new RecipeBuilder();
+  inc.include(bigR, 5 * 2 ** 30 - 2, 5 * 2 ** 30 + 4);
+  const subs = new Map([[bigR, 7]]);
+  const incR = deserializeRecipe(serializeRecipe(inc.build(), (x) => subs.get(x)!), 'test', (id) => {
+    if (id !== 7) throw new Error('unexpected sub');
+    return deserializeRecipe(serializeRecipe(bigR), 'test');
+  });
+  t.equal(incR.offs[0], 5 * 2 ** 30 - 2, 'an include offset past 4 GiB survives the catalog');
+  const got6 = Buffer.alloc(6);
+  t.equal(await new RecipeReader(incR, store).pread(got6, 0), 6);
+  t.same([...got6], [0, 0, ...lit.subarray(0, 4)], 'and reads the bytes there');
   // deflate segments concatenate into a valid raw deflate stream
   const rd = new RecipeBuilder();
   for (const id of c.blocks) if (id) rd.deflate(id, deflateSegmentSize(pool.blocks[id - 1]));
