@@ -222,7 +222,8 @@ export function vhdxRecipe(ctx: FormatContext): Recipe {
   const payloadStart = BAT_OFFSET + batLength;
   const present = presentBlocks(d);
 
-  const seed = Buffer.concat([d.prep.uuid, Buffer.from(String(d.size))]);
+  // the disk's bytes follow from its tree (prep.uuid is a digest of it), its size and the firmware option
+  const seed = Buffer.concat([d.prep.uuid, Buffer.from(`${d.size}:${ctx.options.firmware}`)]);
   const fileWriteGuid = derivedGuid(seed, 'FileWriteGuid');
   const dataWriteGuid = derivedGuid(seed, 'DataWriteGuid');
   const virtualDiskId = derivedGuid(seed, 'VirtualDiskId');
@@ -283,7 +284,7 @@ export function vhdxRecipe(ctx: FormatContext): Recipe {
 
   // the payload blocks, full BLOCK_SIZE each (the last one zero-padded past the disk's end).
   // The raw disk's segments are copied (appendRange), not included: an include
-  // segment keeps its offset in 32 bits, and the disk is larger than 4 GiB.
+  // segment keeps its offset in 32 bits, and the disk may be larger than 4 GiB.
   at(payloadStart);
   for (const b of present) {
     const blockStart = pos;
