@@ -13,9 +13,11 @@ import { vmdk } from './vmdk';
 import { ovf } from './ovf';
 import { vhd } from './vhd';
 import { qcow2 } from './qcow2';
+import { vdi } from './vdi';
+import { azure } from './azure';
 import { bootDiskPreparer } from './disk/disk';
 
-export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, openvz, opennode, proxmox, xen, lxc, docker];
+export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, vdi, azure, openvz, opennode, proxmox, xen, lxc, docker];
 
 /** Run before the pool is finished, in this order, for each of their families. */
 export const PREPARERS: Preparer[] = [bootDiskPreparer];
