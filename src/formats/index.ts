@@ -14,9 +14,11 @@ import { ovf } from './ovf';
 import { vhd } from './vhd';
 import { qcow2 } from './qcow2';
 import { vhdx } from './vhdx';
+import { vdi } from './vdi';
+import { azure } from './azure';
 import { bootDiskPreparer } from './disk/disk';
 
-export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, vhdx, openvz, opennode, proxmox, xen, lxc, docker];
+export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, vdi, azure, vhdx, openvz, opennode, proxmox, xen, lxc, docker];
 
 /** Run before the pool is finished, in this order, for each of their families. */
 export const PREPARERS: Preparer[] = [bootDiskPreparer];
