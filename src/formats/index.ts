@@ -13,9 +13,11 @@ import { vmdk } from './vmdk';
 import { ovf } from './ovf';
 import { vhd } from './vhd';
 import { qcow2 } from './qcow2';
+import { gce } from './gce';
+import { wsl } from './wsl';
 import { bootDiskPreparer } from './disk/disk';
 
-export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, openvz, opennode, proxmox, xen, lxc, docker];
+export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, gce, openvz, opennode, proxmox, xen, lxc, wsl, docker];
 
 /** Run before the pool is finished, in this order, for each of their families. */
 export const PREPARERS: Preparer[] = [bootDiskPreparer];
