@@ -16,9 +16,11 @@ import { qcow2 } from './qcow2';
 import { vhdx } from './vhdx';
 import { vdi } from './vdi';
 import { azure } from './azure';
+import { gce } from './gce';
+import { wsl } from './wsl';
 import { bootDiskPreparer } from './disk/disk';
 
-export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, vdi, azure, vhdx, openvz, opennode, proxmox, xen, lxc, docker];
+export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, gce, vdi, azure, vhdx, openvz, opennode, proxmox, xen, lxc, wsl, docker];
 
 /** Run before the pool is finished, in this order, for each of their families. */
 export const PREPARERS: Preparer[] = [bootDiskPreparer];
