@@ -13,9 +13,10 @@ import { vmdk } from './vmdk';
 import { ovf } from './ovf';
 import { vhd } from './vhd';
 import { qcow2 } from './qcow2';
+import { vagrant } from './vagrant';
 import { bootDiskPreparer } from './disk/disk';
 
-export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, openvz, opennode, proxmox, xen, lxc, docker];
+export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, vagrant, openvz, opennode, proxmox, xen, lxc, docker];
 
 /** Run before the pool is finished, in this order, for each of their families. */
 export const PREPARERS: Preparer[] = [bootDiskPreparer];
