@@ -248,7 +248,7 @@ t.test('mount point busy (mounted twice)', async (t) => {
   oneLineError(t, r, mnt, /busy|already mounted/, 'second mount on the same mount point');
   t.ok(alive(pid), 'the first daemon still runs');
   t.equal(daemonPid(mnt), pid, 'the state file still names the first daemon');
-  t.same(fs.readdirSync(mnt).sort(), ['README.txt', 'azure', 'docker', 'gce', 'lxc', 'opennode', 'openstack', 'openvz', 'proxmox', 'raw', 'rootfs', 'vdi', 'vhd', 'vhdx', 'vm', 'vmdk', 'wsl', 'xen'],
+  t.same(fs.readdirSync(mnt).sort(), ['README.txt', 'azure', 'docker', 'gce', 'lxc', 'opennode', 'openstack', 'openvz', 'proxmox', 'raw', 'rootfs', 'vagrant', 'vdi', 'vhd', 'vhdx', 'vm', 'vmdk', 'wsl', 'xen'],
     'the first mount still serves its top directory');
   t.equal(fs.readFileSync(path.join(mnt, 'rootfs/etc/os-release'), 'utf8'), fs.readFileSync(path.join(fx.tree, 'etc/os-release'), 'utf8'),
     'reads through the first mount still work');

@@ -18,9 +18,10 @@ import { vdi } from './vdi';
 import { azure } from './azure';
 import { gce } from './gce';
 import { wsl } from './wsl';
+import { vagrant } from './vagrant';
 import { bootDiskPreparer } from './disk/disk';
 
-export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, gce, vdi, azure, vhdx, openvz, opennode, proxmox, xen, lxc, wsl, docker];
+export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, vhdx, vdi, azure, gce, vagrant, openvz, opennode, proxmox, xen, lxc, wsl, docker];
 
 /** Run before the pool is finished, in this order, for each of their families. */
 export const PREPARERS: Preparer[] = [bootDiskPreparer];
