@@ -277,7 +277,7 @@ t.test('reproducible: a second build gives the same bytes', async (t) => {
 for (const size of ['300M', '1G', '5G']) {
   t.test(`--disk-size ${size}: qemu-img check and compare`, async (t) => {
     const d = tempDir(t);
-    const u = buildUniversal(d, undefined, ['--formats', 'vhdx,raw', '--disk-size', size]);
+    const u = buildUniversal(d, undefined, ['--formats', size === '5G' ? 'vhdx,raw,vhd,vdi' : 'vhdx,raw', '--disk-size', size]);
     const vhdx = path.join(d, 'd.vhdx');
     const raw = path.join(d, 'd.img');
     mustUniso(['extract', '-q', u, VIEW, '-o', vhdx]);
@@ -297,5 +297,14 @@ for (const size of ['300M', '1G', '5G']) {
     const r = run('qemu-img', ['compare', '-f', 'vhdx', '-F', 'raw', vhdx, raw]);
     t.equal(r.code, 0, `compare: ${r.stdout.trim()} ${r.stderr.trim()}`);
     t.comment(`${size}: VHDX ${(fs.statSync(vhdx).size / MiB).toFixed(0)} MiB, ${p.present.size} present blocks, BAT ${p.totalBatEntries} entries`);
+    if (size === '5G') {
+      // the other dynamic formats include the raw disk block by block: past 4 GiB too
+      for (const [view, fmt] of [[`vhd/${FIXTURE_NAME}.vhd`, 'vpc'], [`vdi/${FIXTURE_NAME}.vdi`, 'vdi']]) {
+        const f = path.join(d, `d.${fmt}`);
+        mustUniso(['extract', '-q', u, view, '-o', f]);
+        const rc = run('qemu-img', ['compare', '-f', fmt, '-F', 'raw', f, raw]);
+        t.equal(rc.code, 0, `${view} past 4 GiB: ${rc.stdout.trim()} ${rc.stderr.trim()}`);
+      }
+    }
   });
 }
