@@ -282,15 +282,14 @@ export function vhdxRecipe(ctx: FormatContext): Recipe {
   });
   flush();
 
-  // the payload blocks, full BLOCK_SIZE each (the last one zero-padded past the disk's end).
-  // The raw disk's segments are copied (appendRange), not included: an include
-  // segment keeps its offset in 32 bits, and the disk may be larger than 4 GiB.
+  // the payload blocks, full BLOCK_SIZE each (the last one zero-padded past the disk's end),
+  // included from the raw disk (the catalog keeps its literals once for every disk format)
   at(payloadStart);
   for (const b of present) {
     const blockStart = pos;
     const from = b * BLOCK_SIZE;
     const to = Math.min(d.size, from + BLOCK_SIZE);
-    rb.appendRange(d.raw, from, to);
+    rb.include(d.raw, from, to);
     pos += to - from;
     at(blockStart + BLOCK_SIZE);
   }
