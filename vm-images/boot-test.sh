@@ -21,8 +21,7 @@
 # Passes (exit 0, "boot-test: FORMAT: marker seen after N s", with
 # ", uefi" after FORMAT for uefi) when the marker appears within the timeout;
 # otherwise (also early, at a dead end: SeaBIOS's "No bootable device", OVMF
-# falling back to its UEFI shell or finding nothing to boot, a GRUB prompt, a
-# kernel panic) prints the last 30 lines of the serial output and exits 1.
+# falling back to its UEFI shell, a GRUB prompt, a kernel panic) prints the last 30 lines of the serial output and exits 1.
 # QEMU is always killed on exit.
 # Environment: QEMU (default qemu-system-x86_64), BOOT_TEST_LOG (keep the
 # serial log in this file), OVMF_CODE and OVMF_VARS (the firmware files).
@@ -85,12 +84,11 @@ QPID=$!
 elapsed() { echo "$(date +%s.%N) $START" | awk '{ printf "%.1f", $1 - $2 }'; }
 # Dead ends that never reach the marker: fail fast (after 2 s more output).
 # SeaBIOS: "No bootable device"; OVMF, when no boot option loaded, starts its
-# built-in UEFI shell ("UEFI Interactive Shell", then "Shell> ") or, without
-# one, says it found nothing. (OVMF's "BdsDxe: failed to load Boot0001 ..."
+# built-in UEFI shell ("UEFI Interactive Shell", then "Shell> "). (OVMF's "BdsDxe: failed to load Boot0001 ..."
 # is no dead end: it is printed on every good boot too, for the machine's
 # empty CD drive, before it loads the disk.) GRUB's prompts (GRUB found no
 # grub.cfg or its config failed), a kernel panic.
-DEAD_END='No bootable device|UEFI Interactive Shell|Shell> |No bootable option or device was found|Kernel panic - not syncing|grub rescue>|grub> '
+DEAD_END='No bootable device|UEFI Interactive Shell|Shell> |Kernel panic - not syncing|grub rescue>|grub> '
 result=timeout dead=
 while :; do
   if grep -aq "$MARKER" "$LOG"; then result=pass; break; fi
