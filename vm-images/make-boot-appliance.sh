@@ -16,18 +16,28 @@
 # The .deb files and the ISO are cached in vm-images/cache/ (the ISO keyed by the
 # inputs: package file names, these scripts), so reruns are fast and offline.
 # Content is deterministic: fixed mtimes, sorted cpio, gzip -n, SOURCE_DATE_EPOCH.
-#   make-boot-appliance.sh OUTDIR   -> prints OUTDIR/turnkey-bootcheck-1.0-bookworm-amd64.iso
+#   make-boot-appliance.sh OUTDIR [bootcheck|sample]
+# bootcheck (default) -> prints OUTDIR/turnkey-bootcheck-1.0-bookworm-amd64.iso
+# sample              -> prints OUTDIR/turnkey-sample-1.0-bookworm-amd64.iso: the
+#   built-in sample appliance of `make demo` (make-sample-appliance.sh), the same
+#   tree as hostname "sample" with a /etc/motd and /usr/share/doc/sample/
 # Environment: REFRESH_DEBS=1 re-resolves and downloads the current kernel;
 #   BOOT_MODULES (default "ata_piix sd_mod ext4 sr_mod isofs squashfs loop") are the initramfs's modules
 #   (their dependencies and soft dependencies are added); UNISO_VM_CACHE moves the cache.
 set -euo pipefail
-[ $# = 1 ] || { echo "usage: make-boot-appliance.sh OUTDIR" >&2; exit 2; }
-OUTDIR=$1
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: make-boot-appliance.sh OUTDIR [bootcheck|sample]" >&2; exit 2; }
+OUTDIR=$1 VARIANT=${2:-bootcheck}
+case $VARIANT in
+  bootcheck|sample) ;;
+  *) echo "make-boot-appliance: unknown appliance $VARIANT (bootcheck, sample)" >&2; exit 2 ;;
+esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 CACHE=${UNISO_VM_CACHE:-$HERE/cache}
 MODULES=${BOOT_MODULES:-ata_piix sd_mod ext4 sr_mod isofs squashfs loop}
-NAME=turnkey-bootcheck-1.0-bookworm-amd64.iso
+NAME=turnkey-$VARIANT-1.0-bookworm-amd64.iso
+# the sample's documentation file: the GPL-2 text when the host has it (a text file worth compressing)
+SAMPLE_DOC=/usr/share/common-licenses/GPL-2
 EPOCH=1709294400 # 2024-03-01 12:00:00 UTC, as the sample appliance
 umask 022
 export LC_ALL=C SOURCE_DATE_EPOCH=$EPOCH
@@ -65,14 +75,15 @@ fi
 
 # --- 2. the cache key: every input of the ISO ---
 KEY=$( {
-  echo "$KDEB $BDEB modules: $MODULES"
+  echo "$KDEB $BDEB modules: $MODULES variant: $VARIANT"
+  [ "$VARIANT" != sample ] || [ ! -f "$SAMPLE_DOC" ] || cat "$SAMPLE_DOC"
   cat "$0" "$HERE/mkcpio.mjs" "$HERE/boot-appliance/initramfs-init" "$HERE/boot-appliance/sbin-init" \
       "$REPO/test/fixture/make-iso.sh"
 } | sha256sum | cut -c1-16)
-CACHED=$CACHE/iso/bootcheck-$KEY.iso
+CACHED=$CACHE/iso/$VARIANT-$KEY.iso
 
 if [ ! -f "$CACHED" ]; then
-  say "building the appliance (kernel package $KDEB, $BDEB)"
+  say "building the $VARIANT appliance (kernel package $KDEB, $BDEB)"
   WORK=$(mktemp -d "$CACHE/work.XXXXXX")
   trap 'rm -rf "$WORK"' EXIT
   K=$WORK/kernel INITRD=$WORK/initrd ROOT=$WORK/root BB=$WORK/busybox
@@ -181,7 +192,13 @@ SUPPORT_URL="https://www.debian.org/support"
 BUG_REPORT_URL="https://bugs.debian.org/"
 OS
   echo 12.11 > "$ROOT/etc/debian_version"
-  echo bootcheck > "$ROOT/etc/hostname"
+  echo "$VARIANT" > "$ROOT/etc/hostname"
+  if [ "$VARIANT" = sample ]; then
+    printf 'Welcome to the uniso sample appliance.\n' > "$ROOT/etc/motd"
+    mkdir -p "$ROOT/usr/share/doc/sample"
+    if [ -f "$SAMPLE_DOC" ]; then cp "$SAMPLE_DOC" "$ROOT/usr/share/doc/sample/GPL-2"
+    else seq 1 20000 > "$ROOT/usr/share/doc/sample/numbers"; fi
+  fi
   echo '# UNCONFIGURED FSTAB FOR BASE SYSTEM' > "$ROOT/etc/fstab"
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$ROOT/etc/passwd"
   printf 'root:x:0:\n' > "$ROOT/etc/group"
@@ -201,10 +218,10 @@ OS
     echo "busybox package: $BDEB"
     echo "initramfs modules (load order): ${ORDER[*]}"
     echo "initramfs: $(stat -c %s "$ROOT/boot/initrd.img-$VER") bytes, kernel: $(stat -c %s "$ROOT/boot/vmlinuz-$VER") bytes"
-  } > "$CACHE/iso/bootcheck-$KEY.txt"
+  } > "$CACHE/iso/$VARIANT-$KEY.txt"
   mv "$WORK/appliance.iso" "$CACHED"
-  # Keep one appliance: drop the ISOs of earlier inputs.
-  for old in "$CACHE"/iso/bootcheck-*.iso; do
+  # Keep one appliance of each variant: drop the ISOs of earlier inputs.
+  for old in "$CACHE"/iso/"$VARIANT"-*.iso; do
     [ "$old" = "$CACHED" ] || rm -f "$old" "${old%.iso}.txt"
   done
   say "cached $CACHED"

@@ -4,19 +4,42 @@
 # (make-boot-appliance.sh), its universal ISO vm-images/out/bootcheck-universal.iso
 # (rebuilt when the appliance ISO or the built uniso, dist/ and the native
 # addon, changed), mounts it on vm-images/out/mnt (always unmounted on exit),
-# and runs boot-test.sh on each requested view:
+# and runs boot-test.sh on each requested view, with BIOS (SeaBIOS):
 #   raw    MNT/raw/*.img              (format raw)
 #   vmdk   MNT/vm/*-disk1.vmdk        (format vmdk: the streamOptimized disk of the OVF bundle)
 #   qcow2  MNT/openstack/*.qcow2      (format qcow2)
 #   vhd    MNT/vhd/*.vhd              (format vpc)
+#   vhdx   MNT/vhdx/*.vhdx            (format vhdx)
+#   vdi    MNT/vdi/*.vdi              (format vdi)
+#   azure  MNT/azure/*.vhd            (format vpc: Azure's fixed VHD)
+# or with UEFI (OVMF, boot-test.sh's uefi):
+#   uefi-VIEW  one of the views above, e.g. uefi-raw, uefi-qcow2, uefi-vhdx
+#   uefi       uefi-raw, uefi-qcow2 and uefi-vhdx
+# or from CD:
 #   live   the appliance ISO itself, then the universal ISO, booted live from CD
 #          (isolinux, our initramfs loop-mounts casper/10root.squashfs): the
 #          serial console must show the root file system as that squashfs
 #   vm-test.sh FORMAT...    (run from anywhere; `make build` first)
+# A view missing from the mount fails (FAILED: no ... view in the mount).
+# A new disk view: one line in VIEWS below (and its name in the Makefile's
+# VM_TEST_BIOS / VM_TEST_UEFI).
 # Environment: BOOT_TIMEOUT (seconds per boot, default 180). Runs hold a lock,
 # so parallel make jobs take turns on the one mount point.
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: vm-test.sh raw|vmdk|qcow2|vhd|live..." >&2; exit 2; }
+# The disk views: FORMAT -> "DIR PATTERN QEMU-FORMAT" (MNT/DIR/PATTERN, qemu -drive format=)
+declare -A VIEWS=(
+  [raw]="raw *.img raw"
+  [vmdk]="vm *-disk1.vmdk vmdk"
+  [qcow2]="openstack *.qcow2 qcow2"
+  [vhd]="vhd *.vhd vpc"
+  [vhdx]="vhdx *.vhdx vhdx"
+  [vdi]="vdi *.vdi vdi"
+  [azure]="azure *.vhd vpc"
+)
+VIEW_NAMES="raw vmdk qcow2 vhd vhdx vdi azure"  # VIEWS's keys, in this order in messages
+UEFI_ALL="uefi-raw uefi-qcow2 uefi-vhdx"        # what `uefi` means
+KNOWN="${VIEW_NAMES// /, }, live, uefi-VIEW, uefi"
+[ $# -ge 1 ] || { echo "usage: vm-test.sh FORMAT... (FORMAT: $KNOWN)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 OUT=vm-images/out
 MNT=$OUT/mnt
@@ -25,8 +48,11 @@ U="node bin/uniso"
 TIMEOUT=${BOOT_TIMEOUT:-180}
 say() { echo "vm-test: $*" >&2; }
 
+FORMATS=()
 for f in "$@"; do
-  case $f in raw|vmdk|qcow2|vhd|live) ;; *) echo "vm-test: unknown format $f (raw, vmdk, qcow2, vhd, live)" >&2; exit 2 ;; esac
+  if [ "$f" = uefi ]; then FORMATS+=($UEFI_ALL); continue; fi
+  case $f in live) ;; *) [ -n "${VIEWS[${f#uefi-}]:-}" ] || { echo "vm-test: unknown format $f ($KNOWN)" >&2; exit 2; } ;; esac
+  FORMATS+=("$f")
 done
 [ -d dist ] || { say "dist/ is missing: run make build"; exit 1; }
 
@@ -88,34 +114,31 @@ boot_live() { # NAME ISO
 
 # 3. boot each view.
 failed=()
-for f in "$@"; do
+for f in "${FORMATS[@]}"; do
   if [ "$f" = live ]; then
     boot_live "the appliance ISO (conventional)" "$ISO" || failed+=(live)
     boot_live "the universal ISO" "$UNI" || failed+=(live)
     continue
   fi
-  case $f in
-    raw) dir=raw pattern='*.img' qfmt=raw ;;
-    vmdk) dir=vm pattern='*-disk1.vmdk' qfmt=vmdk ;;
-    qcow2) dir=openstack pattern='*.qcow2' qfmt=qcow2 ;;
-    vhd) dir=vhd pattern='*.vhd' qfmt=vpc ;;
-  esac
+  view=${f#uefi-} fw=bios
+  [ "$view" = "$f" ] || fw=uefi
+  read -r dir pattern qfmt <<< "${VIEWS[$view]}"
   shopt -s nullglob
   views=("$MNT/$dir"/$pattern)
   shopt -u nullglob
   if [ ${#views[@]} = 0 ]; then
-    echo "vm-test: $f: FAILED: no $f view in the mount: nothing matches $MNT/$dir/$pattern"
+    echo "vm-test: $f: FAILED: no $view view in the mount: nothing matches $MNT/$dir/$pattern"
     echo "vm-test: the mount has: $(cd "$MNT" && ls -d -- * 2>/dev/null | tr '\n' ' ')"
     failed+=("$f")
     continue
   fi
   for v in "${views[@]}"; do
-    say "$f: booting $v ($(stat -c %s "$v") bytes, format $qfmt)"
-    if vm-images/boot-test.sh "$v" "$qfmt" "$TIMEOUT"; then :; else failed+=("$f"); fi
+    say "$f: booting $v ($(stat -c %s "$v") bytes, format $qfmt, $fw)"
+    if vm-images/boot-test.sh "$v" "$qfmt" "$TIMEOUT" "$fw"; then :; else failed+=("$f"); fi
   done
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "vm-test: FAILED: ${failed[*]}"
   exit 1
 fi
-echo "vm-test: passed: $*"
+echo "vm-test: passed: ${FORMATS[*]}"
