@@ -142,7 +142,7 @@ t.test('--firmware uefi: the OVF says EFI to VMware and VirtualBox; the Vagrantf
   t.equal(run('ruby', ['-c'], { input: vf }).code, 0, 'ruby -c: the libvirt Vagrantfile parses');
 });
 
-t.test('--firmware bios and hybrid: no firmware setting, the same OVF', async (t) => {
+t.test('--firmware bios and hybrid: no firmware setting, the same OVF but for the disk size', async (t) => {
   const d = tempDir(t);
   const iso = buildUniversal(d, undefined, ['--formats', 'ovf', '--firmware', 'bios']);
   const ovf = path.join(d, 'b.ovf');
@@ -152,5 +152,7 @@ t.test('--firmware bios and hybrid: no firmware setting, the same OVF', async (t
     const text = fs.readFileSync(f, 'utf8');
     t.notMatch(text, /firmware|xmlns:vbox|vbox:Machine|vbox:uuid/, `${path.basename(f)}: no firmware setting, no vbox:Machine`);
   }
-  t.ok(fs.readFileSync(ovf).equals(fs.readFileSync(OVF)), 'bios and hybrid OVFs are byte-identical');
+  // the disks differ (MBR vs GPT with an ESP), so the VMDK's size does too
+  const unsized = (f: string) => fs.readFileSync(f, 'utf8').replace(/(<File [^>]*ovf:size=")\d+"/, '$1"');
+  t.equal(unsized(ovf), unsized(OVF), 'bios and hybrid OVFs are the same but for the VMDK\'s size');
 });
