@@ -4,9 +4,9 @@
 #   make test    the whole test suite (needs root: loop devices, mknod, FUSE)
 #   make bench   benchmarks against conventional tools (writes bench/results.md)
 #   make vm-test boot the disk views in QEMU from the mount with BIOS (raw, vmdk, qcow2,
-#                vhd, vhdx) and with UEFI (raw, qcow2, vhdx), and the universal ISO live
-#                from CD (one: make vm-test-raw, vm-test-vmdk, vm-test-qcow2, vm-test-vhd,
-#                vm-test-vhdx, vm-test-live; vm-test-uefi boots the three with UEFI, or one:
+#                vhd, vhdx, vdi, azure) and with UEFI (raw, qcow2, vhdx), and the universal
+#                ISO live from CD (one: make vm-test-raw, vm-test-vmdk, ..., vm-test-azure,
+#                vm-test-live; vm-test-uefi boots the three with UEFI, or one:
 #                vm-test-uefi-raw, vm-test-uefi-qcow2, vm-test-uefi-vhdx)
 
 SHELL := /bin/bash
@@ -17,8 +17,8 @@ NPM ?= npm
 .PHONY: all sysdeps build deps native ts test demo bench clean distclean
 
 # The disk views make vm-test boots with BIOS and with UEFI (vm-images/vm-test.sh
-# knows each view's path; it also knows vdi and azure: add them here once they exist).
-VM_TEST_BIOS := raw vmdk qcow2 vhd vhdx
+# knows each view's path and QEMU format).
+VM_TEST_BIOS := raw vmdk qcow2 vhd vhdx vdi azure
 VM_TEST_UEFI := raw qcow2 vhdx
 VM_TEST_ONE := $(addprefix vm-test-,$(VM_TEST_BIOS) live) $(addprefix vm-test-uefi-,$(VM_TEST_UEFI))
 .PHONY: vm-test vm-test-uefi $(VM_TEST_ONE)
