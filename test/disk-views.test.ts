@@ -5,7 +5,7 @@
 // compare for every format, xmllint for the OVF, sha256sum for the
 // manifest, and tar for the OVA's member order.
 
-import t from 'tap';
+import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
@@ -37,7 +37,7 @@ const EFI_MODULES = ['part_gpt', 'part_msdos', 'ext2', 'fat', 'normal', 'linux',
   'echo', 'test', 'serial', 'terminal', 'gzio', 'efi_gop', 'all_video', 'boot', 'ls', 'cat'];
 
 /** Attach a byte range of a disk image read-only to a loop device (detached at teardown). */
-function loopAt(tt: typeof t, image: string, offset: number, size?: number): string {
+function loopAt(tt: Test, image: string, offset: number, size?: number): string {
   const dev = must('losetup', ['--find', '--show', '--read-only', '--offset', String(offset),
     ...(size ? ['--sizelimit', String(size)] : []), image]).stdout.trim();
   tt.teardown(() => { run('losetup', ['-d', dev]); });
@@ -45,18 +45,18 @@ function loopAt(tt: typeof t, image: string, offset: number, size?: number): str
 }
 
 /** Attach the raw view's root partition read-only to a loop device (detached at teardown). */
-function loopPartition(tt: typeof t): string {
+function loopPartition(tt: Test): string {
   return loopAt(tt, RAW, ROOT_OFFSET);
 }
 
-function grubImage(tt: typeof t, format: string, dir: string, prefix: string, modules: string[]): Buffer {
+function grubImage(tt: Test, format: string, dir: string, prefix: string, modules: string[]): Buffer {
   const out = path.join(tempDir(tt), 'grub.img');
   must('grub-mkimage', ['-O', format, '-d', dir, '-o', out, '-p', prefix, ...modules]);
   return fs.readFileSync(out);
 }
 
 /** boot.img's boot code as grub-bios-setup patches it: BPB zeroed, kernel sector, drive check NOPped. */
-function checkBootCode(tt: typeof t, sector0: Buffer, coreLba: number): void {
+function checkBootCode(tt: Test, sector0: Buffer, coreLba: number): void {
   const bootImg = fs.readFileSync(path.join(GRUB, 'boot.img'));
   const diffs: number[] = [];
   for (let i = 0; i < 440; i++) if (sector0[i] !== bootImg[i]) diffs.push(i);

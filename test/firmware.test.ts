@@ -4,7 +4,7 @@
 // which firmware; and a UEFI build without any GRUB for UEFI fails with one
 // line and writes nothing. (The default, hybrid, is in disk-views.test.ts.)
 
-import t from 'tap';
+import t, { Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildUniversal, fixture, FIXTURE_NAME, mount, must, run, tempDir, readAt, uniso, TEST_DISK_SIZE } from './lib/fixture';
@@ -15,7 +15,7 @@ const SIZE = 256 * MIB;
 const GRUB = '/usr/lib/grub/i386-pc';
 t.equal(TEST_DISK_SIZE, '256M');
 
-function loopAt(tt: typeof t, image: string, offset: number, size?: number): string {
+function loopAt(tt: Test, image: string, offset: number, size?: number): string {
   const dev = must('losetup', ['--find', '--show', '--read-only', '--offset', String(offset),
     ...(size ? ['--sizelimit', String(size)] : []), image]).stdout.trim();
   tt.teardown(() => { run('losetup', ['-d', dev]); });

@@ -7,20 +7,11 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildUniversal, isMounted, mountOn, must, run, tempDir, uniso } from './lib/fixture';
+import { alive, buildUniversal, isMounted, mountOn, must, run, tempDir, uniso } from './lib/fixture';
 
 const FUSECTL = '/sys/fs/fuse/connections';
 const dir = tempDir(t);
 const uni = buildUniversal(dir, undefined, ['--formats', 'raw']);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface Row { mountpoint: string; pid: number }
 function statusRows(): Row[] {
