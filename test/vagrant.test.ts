@@ -8,7 +8,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildUniversal, FIXTURE_NAME, mount, must, mustUniso, run, tempDir } from './lib/fixture';
+import { buildUniversal, FIXTURE_NAME, mount, must, mustUniso, run, tempDir, Teardown } from './lib/fixture';
 
 const N = FIXTURE_NAME;
 const SIZE = 256 * 1024 * 1024;
@@ -32,7 +32,7 @@ function members(file: string, z = false): string[] {
   return must('tar', [z ? '-tzf' : '-tf', file]).stdout.split('\n').filter(Boolean);
 }
 
-function untar(tt: typeof t, file: string, z = false): string {
+function untar(tt: Teardown, file: string, z = false): string {
   const x = tempDir(tt);
   must('tar', [z ? '-xzf' : '-xf', file, '-C', x]);
   return x;

@@ -62,7 +62,7 @@ export function mustUniso(args: string[], opts: SpawnSyncOptions = {}): RunResul
   return must(process.execPath, [UNISO, ...args], opts);
 }
 
-interface Teardown {
+export interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
