@@ -8,7 +8,7 @@
 // disk sizes (300M, 1G, and 5G: a sector bitmap entry inside the BAT and
 // data past 4 GiB) compare equal too.
 
-import t from 'tap';
+import t, { Test } from 'tap';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -78,7 +78,7 @@ interface Parsed {
 }
 
 /** Read the VHDX structures back, checking them against the spec on the way. */
-function parseVhdx(tt: typeof t, file: string): Parsed {
+function parseVhdx(tt: Test, file: string): Parsed {
   const fileSize = fs.statSync(file).size;
   const id = readAt(file, 0, 64 * 1024);
   tt.equal(id.subarray(0, 8).toString('latin1'), 'vhdxfile', 'file type identifier signature');
