@@ -3,6 +3,9 @@
 
 import { Command, Option } from 'commander';
 import { UserError } from './util/errors';
+
+/** The status of a command ended by a closed pipe, as the shell reports one killed by SIGPIPE. */
+const EXIT_BROKEN_PIPE = 128 + 13;
 import { FORMATS } from './formats';
 import { Firmware, FIRMWARES } from './formats/context';
 
@@ -200,8 +203,17 @@ export function main(argv: string[]): void {
       process.stderr.write(`uniso: wrote ${r.key} and ${r.pub} (key ${r.fingerprint})\n`);
     });
 
+  // Output to a closed pipe (`uniso ls IMAGE | head`) ends the command
+  // quietly, as SIGPIPE ends other Unix tools (status 128 + 13).
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
+      throw e;
+    });
+  }
   program.parseAsync(argv).catch((e: unknown) => {
     const err = e as { code?: string; exitCode?: number; message?: string };
+    if (err.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE); // a synchronous write to a closed pipe
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
       process.exit(0);
     }

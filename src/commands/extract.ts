@@ -87,14 +87,9 @@ export async function extract(image: string, viewPath: string, output: string, o
         off += n;
         cur ^= 1;
         pending = off < src.size ? src.pread(bufs[cur].subarray(0, Math.min(CHUNK, src.size - off)), off) : undefined;
-        try {
-          if (tmp) writeSparse(fd, buf.subarray(0, n), off - n);
-          else writeAll(fd, buf.subarray(0, n));
-          progress.add(n);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'EPIPE') throw new UserError('output pipe closed');
-          throw e;
-        }
+        if (tmp) writeSparse(fd, buf.subarray(0, n), off - n);
+        else writeAll(fd, buf.subarray(0, n)); // EPIPE: the CLI ends quietly, as on SIGPIPE
+        progress.add(n);
       }
       if (tmp) fs.ftruncateSync(fd, src.size);
       progress.end();
