@@ -33,7 +33,7 @@ t.test('a tree larger than --disk-size', async (t) => {
   fs.mkdirSync(path.join(src, 'data'));
   for (let i = 0; i < 12; i++) fs.writeFileSync(path.join(src, 'data', `f${i}`), pseudoRandom(8 << 20, i + 1));
   const out = tempDir(t);
-  const r = uniso(['build', src, '-o', path.join(out, 'u.iso'), '-q', '--name', FIXTURE_NAME, '--disk-size', '64M']);
+  const r = uniso(['build', src, '-o', path.join(out, 'u.iso'), '-q', '--name', FIXTURE_NAME, '--disk-size', '96M']);
   oneLineError(t, r, /vm disk image: the tree does not fit in a \d+ MiB file system.*--disk-size/, 'too big a tree');
   nothingWritten(t, out, 'too big a tree');
 });
@@ -43,9 +43,18 @@ t.test('a file larger than the disk', async (t) => {
   smallTree(src);
   fs.writeFileSync(path.join(src, 'big.bin'), pseudoRandom(80 << 20, 7));
   const out = tempDir(t);
-  const r = uniso(['build', src, '-o', path.join(out, 'u.iso'), '-q', '--name', FIXTURE_NAME, '--disk-size', '64M']);
+  const r = uniso(['build', src, '-o', path.join(out, 'u.iso'), '-q', '--name', FIXTURE_NAME, '--disk-size', '96M']);
   oneLineError(t, r, /\/big\.bin \(83886080 bytes\) is larger than the \d+ MiB file system; give a larger --disk-size/, 'one file too big');
   nothingWritten(t, out, 'one file too big');
+});
+
+t.test('a disk too small for the partition layout', async (t) => {
+  const src = path.join(tempDir(t), 'tree');
+  smallTree(src);
+  const out = tempDir(t);
+  const r = uniso(['build', src, '-o', path.join(out, 'u.iso'), '-q', '--name', FIXTURE_NAME, '--disk-size', '64M']);
+  oneLineError(t, r, /--disk-size 67108864 bytes: too small for the hybrid disk layout \(the root partition starts at 64 MiB\)/, 'disk too small');
+  nothingWritten(t, out, 'disk too small');
 });
 
 t.test('a name longer than 255 bytes (256: the squashfs holds it, ext4 does not)', async (t) => {
