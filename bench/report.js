@@ -3,8 +3,8 @@
 // Turns the raw measurements bench/run.sh left in its work directory
 // (facts.tsv, conv-times.tsv, conv-sizes.tsv, reads.tsv, build-progress.log,
 // views.json, remote.tsv, ...) into bench/results.md and a compact summary on
-// stdout. After BENCH_ONLY=11 (fact bench_only) only section 11's files are
-// there, and only its figures are written.
+// stdout. After BENCH_ONLY=11 or 12 (fact bench_only) only that section's files
+// are there, and only its figures are written.
 //   node bench/report.js WORKDIR RESULTS.md
 // Exits 1 when BENCH_STRICT=1 and a target is missed.
 
@@ -40,6 +40,10 @@ const kernel = tsv('kernel.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(re
 const catalog = JSON.parse(rd('catalog.json'));
 const remote = tsv('remote.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep), v: Number(v) }));
 const remoteChecks = tsv('remote-checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
+const newdisk = tsv('newdisk.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep), v: Number(v) }));
+const ndChecks = tsv('newdisk-checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
+const ndRecipesJson = JSON.parse(rd('newdisk-recipes.json'));
+const ndRecipes = Array.isArray(ndRecipesJson) ? ndRecipesJson : [];
 
 const MB = 1e6;
 const MiB = 1 << 20;
@@ -193,9 +197,41 @@ const remoteMetrics = [
     pending: Number.isNaN(rMed('uniso-cached')) ? notMeasured : '',
   },
 ];
-// BENCH_ONLY=11: the other sections' metrics were not measured
+// new disk formats (section 12): median seconds of a kind; the ISO sizes of its three builds
+const ndMed = (k) => { const v = newdisk.filter((r) => r.kind === k).map((r) => r.v); return v.length ? median(v) : NaN; };
+const ndIso = (t) => num(`nd_iso_${t}_bytes`);
+const ndCheckOf = (pred) => {
+  const cs = ndChecks.filter((c) => pred(c.name));
+  return cs.length && cs.every((c) => c.ok) ? 'ok' : 'FAIL';
+};
+const ndU = () => ndCheckOf((n) => n.startsWith('uniso-'));
+const ndB = () => ndCheckOf((n) => !n.startsWith('uniso-'));
+const newDiskMetrics = [
+  {
+    name: `VHDX copy-out vs qemu-img convert -O vhdx -o subformat=dynamic,block_size=1M, median of ${num('reps')} (s); speedup`,
+    u: ndMed('uniso-vhdx'), b: ndMed('conv-vhdx'), fmt: f2, ratio: ndMed('conv-vhdx') / ndMed('uniso-vhdx'), target: 'info', ok: () => null,
+  },
+  {
+    name: 'VDI copy-out vs qemu-img convert -O vdi (s); speedup', u: ndMed('uniso-vdi'), b: ndMed('conv-vdi'),
+    fmt: f2, ratio: ndMed('conv-vdi') / ndMed('uniso-vdi'), target: 'info', ok: () => null,
+  },
+  {
+    name: 'GCE tar.gz copy-out vs tar --format=oldgnu -Sczf disk.raw (s); speedup', u: ndMed('uniso-gce'), b: ndMed('conv-gce'),
+    fmt: f2, ratio: ndMed('conv-gce') / ndMed('uniso-gce'), target: '>= 5', ok: (r) => r >= 5,
+  },
+  {
+    name: 'universal ISO, all formats + hybrid disks vs the views before (--formats ... --firmware bios) (MB)', u: ndIso('default') / MB, b: ndIso('oldviews') / MB,
+    fmt: f1, ratio: ndIso('default') / ndIso('oldviews'), target: '<= 1.01', ok: (r) => r <= 1.01,
+  },
+  {
+    name: 'new disk formats: qemu-img check + compare with the raw view; GCE: gzip -t, disk.raw sha256', u: ndU(), b: ndB(),
+    fmt: String, ratio: null, target: 'no errors', ok: () => ndU() === 'ok' && ndB() === 'ok',
+  },
+];
+// BENCH_ONLY=11 or 12: the other sections' metrics were not measured
 if (only) metrics.length = 0;
-metrics.push(...remoteMetrics);
+if (!only || only === '11') metrics.push(...remoteMetrics);
+if (!only || only === '12') metrics.push(...newDiskMetrics);
 for (const m of metrics) m.pass = m.ok(m.ratio);
 const verdict = (m, bold) => (m.pending ? m.pending.replace(/:.*/, '') : m.pass === null ? 'info' : m.pass ? 'pass' : bold ? '**FAIL**' : 'FAIL');
 const ratioStr = (m) => (m.ratio === null || Number.isNaN(m.ratio) ? '-' : f3(m.ratio));
@@ -302,9 +338,10 @@ if (sections.length) {
   L.push('', 'Machine CPU from /proc/stat; this run\'s CPU = bash `times` (this script and its children) plus the detached uniso daemons. Kernel work nobody is billed for (page-cache writeback, reclaim after drop_caches) counts as "other".', '');
 }
 
-// BENCH_ONLY=11: section 11 alone
+// BENCH_ONLY=11 or 12: that section alone
 if (only) {
-  remoteSection();
+  if (only === '11') remoteSection();
+  else newDiskSection();
   finish();
   process.exit();
 }
@@ -433,6 +470,7 @@ L.push(`Inflating view: ${facts.docker_view} (${dockerBytes} bytes, every byte i
 }
 
 remoteSection();
+newDiskSection();
 
 L.push('## Method', '');
 L.push(
@@ -526,6 +564,72 @@ function remoteSection() {
     'take the largest count of the reps, the time metrics the median.', '');
 }
 
+// ---- section 12: new disk formats ---------------------------------------------------
+function newDiskSection() {
+  const reps = [...new Set(newdisk.map((r) => r.rep))].sort((a, b) => a - b);
+  L.push('## New disk formats: VHDX, VDI, GCE copy-out; universal ISO growth', '');
+  L.push(`Baselines' input: the raw view ${facts.nd_raw_view} itself (${num('nd_raw_view_bytes')} bytes virtual), extracted with \`uniso extract\` (sparse: ${mb(num('nd_raw_alloc_bytes'))} allocated, in ${f1(num('nd_raw_extract_s'))} s, untimed) as disk.raw, so uniso and the tools write the same disk bytes. Tools: ${facts.nd_tools}. Load average when the section started: ${facts.nd_load}.`, '');
+  L.push('Each copy: a fresh `uniso mount` daemon for the uniso copies; `sync; echo 3 > /proc/sys/vm/drop_caches`; the copy or conversion; `sync`; timed (seconds, MB/s of the output file).', '');
+  const rows = [
+    ['uniso-vhdx', `cp ${facts.nd_vhdx_view}`, 'uniso.vhdx'],
+    ['conv-vhdx', 'qemu-img convert -f raw -O vhdx -o subformat=dynamic,block_size=1M', 'conv.vhdx'],
+    ['uniso-vdi', `cp ${facts.nd_vdi_view}`, 'uniso.vdi'],
+    ['conv-vdi', 'qemu-img convert -f raw -O vdi', 'conv.vdi'],
+    ['uniso-gce', `cp ${facts.nd_gce_view}`, 'uniso-gce.tar.gz'],
+    ['conv-gce', 'tar --format=oldgnu -Sczf gce.tar.gz disk.raw', 'conv-gce.tar.gz'],
+  ];
+  L.push(`| copy | output bytes | ${reps.map((r) => `rep ${r} (s)`).join(' | ')} | median (s) | median MB/s |`, `|---|---:|${reps.map(() => '---:|').join('')}---:|---:|`);
+  for (const [k, label, file] of rows) {
+    const bytes = num(`nd_bytes_${file}`);
+    const cells = reps.map((rep) => { const r = newdisk.find((x) => x.kind === k && x.rep === rep); return r ? f2(r.v) : '-'; });
+    L.push(`| ${label} | ${bytes} | ${cells.join(' | ')} | ${f2(ndMed(k))} | ${f1(bytes / ndMed(k) / MB)} |`);
+  }
+  const hwm = newdisk.filter((r) => /-vmhwm$/.test(r.kind)).map((r) => r.v);
+  if (hwm.length) L.push('', `uniso daemon VmHWM after these copies: up to ${f1(Math.max(...hwm) / 1024)} MiB.`);
+  const sz = (f) => num(`nd_bytes_${f}`);
+  L.push('', `Output size, uniso / tool: VHDX ${f3(sz('uniso.vhdx') / sz('conv.vhdx'))}, VDI ${f3(sz('uniso.vdi') / sz('conv.vdi'))}, GCE tar.gz ${f3(sz('uniso-gce.tar.gz') / sz('conv-gce.tar.gz'))} (uniso's deflate is the pool's, libdeflate level 10; \`tar -z\` runs gzip -6).`, '');
+  L.push('| check (outputs of the last rep) | result | detail |', '|---|---|---|');
+  for (const c of ndChecks) L.push(`| ${c.name} | ${c.ok ? 'ok' : '**FAIL**'} | ${c.detail.replace(/\|/g, '\\|')} |`);
+  L.push('');
+
+  L.push('Universal ISO growth from the views added with the GPT disks (vhdx, vdi, azure, gce, vagrant, wsl) and the hybrid (BIOS + UEFI) disk layout:', '');
+  L.push('| universal ISO | views | bytes | live squashfs | side pool | catalog | the rest | build (s, cold) |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+  const isoRows = [
+    ['oldviews', `\`--formats ${facts.nd_old_formats} --firmware bios\` (the views before)`, 'uniso_oldviews_build_s'],
+    ['bios', '`--firmware bios` (all formats)', 'uniso_bios_build_s'],
+    ['default', 'default (all formats, hybrid firmware: the `uniso build (all views)` this run starts with)', 'uniso_build_s'],
+  ];
+  for (const [t, label, bk] of isoRows) {
+    const g = (k) => num(`nd_iso_${t}_${k}`);
+    const rest = g('bytes') - g('squashfs_bytes') - g('side_pool_bytes') - g('catalog_bytes');
+    L.push(`| ${label} | ${g('views')} | ${g('bytes')} | ${g('squashfs_bytes')} | ${g('side_pool_bytes')} | ${g('catalog_bytes')} | ${rest} | ${f1(num(bk))} |`);
+  }
+  const grow = (a, b) => `${ndIso(b) - ndIso(a)} bytes (${(100 * (ndIso(b) - ndIso(a)) / ndIso(a)).toFixed(2)}%)`;
+  const part = (a, b, k) => num(`nd_iso_${b}_${k}`) - num(`nd_iso_${a}_${k}`);
+  L.push('', `Growth: the new views (BIOS disks both) ${grow('oldviews', 'bios')}: catalog ${part('oldviews', 'bios', 'catalog_bytes')}, side pool ${part('oldviews', 'bios', 'side_pool_bytes')}, squashfs ${part('oldviews', 'bios', 'squashfs_bytes')};`,
+    `the hybrid firmware (all formats both) ${grow('bios', 'default')}: catalog ${part('bios', 'default', 'catalog_bytes')}, side pool ${part('bios', 'default', 'side_pool_bytes')}, squashfs ${part('bios', 'default', 'squashfs_bytes')};`,
+    `in all ${grow('oldviews', 'default')}. The ISO's layout rounds its parts up (2 KiB sectors, alignment): they do not add up to the byte,`,
+    'and a part may grow inside the slack without growing the ISO.', '');
+  const NEW = /^(vhdx|vdi|azure|gce|vagrant|wsl)\//;
+  // a recipe only new views use was added by them; one an older view uses too (the rootfs tar.gz wsl shares) was there before
+  const mine = ndRecipes.filter((r) => r.views && r.views.split(' ').some((v) => NEW.test(v)));
+  const added = mine.filter((r) => r.views.split(' ').every((v) => NEW.test(v)));
+  if (mine.length) {
+    L.push(`Stored recipes of the new views in the default catalog: ${added.reduce((a, r) => a + r.bytes, 0)} bytes that only they use (the recipes they include, such as the raw disk's, are the older views' too):`, '');
+    L.push('| recipe | stored bytes | views |', '|---:|---:|---|');
+    for (const r of mine) L.push(`| ${r.id} | ${r.bytes} | ${added.includes(r) ? r.views : `${r.views} (shared with older views: not added)`} |`);
+    L.push('');
+  }
+  L.push('Method: each rep copies the three views out of three fresh daemons, then runs the three conversions of disk.raw, every',
+    'copy timed from a dropped page cache to after `sync`. qemu-img\'s VHDX gets `subformat=dynamic,block_size=1M` (uniso\'s',
+    'VHDX is dynamic with 1 MiB blocks; qemu-img would pick 32 MiB), its VDI is dynamic (static=off) with 1 MiB blocks like',
+    'uniso\'s. The GCE baseline is Google\'s documented command run in disk.raw\'s directory. The last rep\'s outputs are',
+    'checked outside the timings: `qemu-img check`, the virtual size (`qemu-img info`) and `qemu-img compare` against the',
+    'extracted raw view for the VHDX and VDI files; for the tar.gz files `gzip -t`, the member list (`tar -tzf`) and disk.raw',
+    'extracted by GNU tar (sparse), its size and sha256 against the raw view\'s as `uniso ls --json` lists it; the uniso',
+    'copies also for their size as listed. The ISO growth builds run `uniso build` cold, like the first row\'s.', '');
+}
+
 // ---- results.md and the stdout summary ---------------------------------------------
 function finish() {
   fs.writeFileSync(out, L.join('\n'));
@@ -538,6 +642,6 @@ function finish() {
   if (skewed.length) process.stdout.write(`${busy ? '' : '\n'}note: other processes skewed these sections' timings:\n`);
   for (const x of skewed) process.stdout.write(`  ${x.name}: ${(100 * x.share).toFixed(0)}% of the cores (${f1(x.foreign)} s of CPU over ${f1(x.wall)} s)\n`);
   process.stdout.write(`\ntree ${mb(num('tree_bytes'))}; bench ${f1(num('bench_s'))} s; details in ${path.relative(process.cwd(), out) || out}\n`);
-  for (const c of [...checks, ...remoteChecks].filter((x) => !x.ok)) process.stdout.write(`check failed: ${c.name}: ${c.detail}\n`);
+  for (const c of [...checks, ...remoteChecks, ...ndChecks].filter((x) => !x.ok)) process.stdout.write(`check failed: ${c.name}: ${c.detail}\n`);
   if (process.env.BENCH_STRICT === '1' && metrics.some((m) => m.pass === false)) process.exitCode = 1;
 }

@@ -58,12 +58,27 @@
 #                   bytes its recipe uses (`uniso info --json`), target <= 1.05. Until
 #                   `uniso mount URL` works its figures are "not measured" and the
 #                   baselines still run
+#  12. new disk     (a) `cp MNT/vhdx/*.vhdx`, `MNT/vdi/*.vdi`, `MNT/gce/*.tar.gz` (each a
+#      formats      fresh daemon, cold, like 6.) vs `qemu-img convert -O vhdx -o
+#                   subformat=dynamic,block_size=1M`, `qemu-img convert -O vdi` and
+#                   `tar --format=oldgnu -Sczf` of disk.raw; their input is the raw view
+#                   itself (`uniso extract`, sparse, untimed), so both sides hold the
+#                   same bytes; speedup = baseline/uniso, target >= 5 for the GCE
+#                   tar.gz, VHDX and VDI informational; median of BENCH_REPS; the last
+#                   rep's outputs checked (qemu-img check and compare against the raw
+#                   view; gzip -t, tar -t, the extracted disk.raw's sha256 against the
+#                   raw view's); (b) the universal ISO's growth from the views added
+#                   with the GPT disks: `uniso build --formats` with the views there
+#                   were before (ovf,vmdk,raw,qcow2,vhd,openvz,opennode,proxmox,xen,
+#                   lxc,docker) `--firmware bios` vs the default build of 1. (all
+#                   formats, hybrid firmware), target <= 1% growth; broken down by
+#                   `uniso build --firmware bios` (all formats) and the catalog
 # Needs root (drop_caches, debootstrap, FUSE). Everything mounted or started is
 # stopped on exit, also on failure. Env: BENCH_REPS=3, BENCH_KEEP=1 keeps the big
 # outputs in bench/work/, BENCH_STRICT=1 exits 1 when a target fails,
-# BENCH_ONLY=11 runs only section 11 (after the tree, the input ISO and the
-# `uniso build` it needs; no other section can run alone yet) and writes its
-# results to bench/work/results.md instead of bench/results.md; ports:
+# BENCH_ONLY=11 or BENCH_ONLY=12 runs only that section (after the tree, the
+# input ISO and the `uniso build` it needs; no other section can run alone yet)
+# and writes its results to bench/work/results.md instead of bench/results.md; ports:
 # BENCH_HTTP_PORT (18380), BENCH_NGINX_PORT (18381), BENCH_PROXY_PORT (18382).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd -P)
@@ -82,8 +97,8 @@ HTTP_PID=
 HTTP_PORT=${BENCH_HTTP_PORT:-18380}
 ONLY=${BENCH_ONLY:-}
 case "$ONLY" in
-  ''|11) ;;
-  *) echo "bench: BENCH_ONLY=$ONLY: only section 11 can run alone" >&2; exit 2 ;;
+  ''|11|12) ;;
+  *) echo "bench: BENCH_ONLY=$ONLY: only sections 11 and 12 can run alone" >&2; exit 2 ;;
 esac
 # section 11: nginx, the delaying proxy, httpdirfs and the remote uniso mount
 RMNT="$WORK/mnt-remote"
@@ -162,7 +177,7 @@ cleanup() {
   stop_uniso   # before httpdirfs: it may be reading U.iso through it
   stop_remote
   if is_mounted "$WORK/mnt-kernel"; then umount "$WORK/mnt-kernel" || umount -l "$WORK/mnt-kernel" || true; fi
-  if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/U.iso" "$WORK/U-nodisk.iso" "$WORK/conv" "$WORK/disk" "$WORK/www" "$WORK/remote"; fi
+  if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/U.iso" "$WORK/U-nodisk.iso" "$WORK/U-oldviews.iso" "$WORK/U-bios.iso" "$WORK/conv" "$WORK/disk" "$WORK/www" "$WORK/remote" "$WORK/newdisk"; fi
   [ $rc = 0 ] || echo "bench: FAILED (exit $rc); logs in $WORK" >&2
   exit $rc
 }
@@ -308,7 +323,7 @@ VIEW_REL=$(view_path '^proxmox/[^/]*\.tar\.gz$')
 fact view "$VIEW_REL"
 fact view_bytes "$(view_size "$VIEW_REL")"
 
-# BENCH_ONLY=11: straight to section 11 (sections 5 to 10 below, not indented, are skipped)
+# BENCH_ONLY=11 or 12: straight to that section (sections 5 to 10 below, not indented, are skipped)
 if [ -z "$ONLY" ]; then
 
 # ---- 5. build time without the disk views (same ISO, same cold start) ---------
@@ -576,6 +591,8 @@ rm -rf "$SQ" "$WORK/plain.tar.gz"
 fi # BENCH_ONLY: sections 5 to 10
 
 # ---- 11. remote mount: `uniso mount URL` through a delaying proxy vs curl, httpdirfs, local ----
+# (not indented: the whole section, up to its stop_remote)
+if [ -z "$ONLY" ] || [ "$ONLY" = 11 ]; then
 mark "remote mount"
 say "remote mount: nginx on 127.0.0.1:$NGINX_PORT behind bench/delay-proxy.js ($DELAY_MS ms each way) on :$PROXY_PORT"
 if ! command -v nginx >/dev/null || ! command -v httpdirfs >/dev/null; then
@@ -789,6 +806,142 @@ if [ "$REMOTE_OK" = 1 ]; then
 fi
 stop_remote
 rm -rf "$RW" "$WWW"
+fi # BENCH_ONLY: section 11
+
+# ---- 12. new disk formats: VHDX, VDI, GCE copy-out vs qemu-img convert / tar -Sczf; ISO growth ----
+if [ -z "$ONLY" ] || [ "$ONLY" = 12 ]; then
+mark "new disk formats: copy-out"
+VHDX_REL=$(view_path '^vhdx/[^/]*\.vhdx$')
+VDI_REL=$(view_path '^vdi/[^/]*\.vdi$')
+GCE_REL=$(view_path '^gce/[^/]*\.tar\.gz$')
+NRAW_REL=$(view_path '^raw/[^/]*\.img$')
+NDISK_SIZE=$(view_size "$NRAW_REL")
+view_sha() { node -e 'const v = require(process.argv[1]); process.stdout.write(v.find((x) => x.path === process.argv[2]).sha256)' "$WORK/views.json" "$1"; }
+NRAW_SHA=$(view_sha "$NRAW_REL")
+for k in vhdx vdi gce raw; do
+  case $k in vhdx) r=$VHDX_REL ;; vdi) r=$VDI_REL ;; gce) r=$GCE_REL ;; raw) r=$NRAW_REL ;; esac
+  fact "nd_${k}_view" "$r"
+  fact "nd_${k}_view_bytes" "$(view_size "$r")"
+done
+fact nd_tools "$(qemu-img --version | head -1 | cut -d' ' -f1-3), $(tar --version | head -1), $(gzip --version | head -1)"
+fact nd_load "$(cut -d' ' -f1-3 /proc/loadavg)"
+N="$WORK/newdisk"
+rm -rf "$N"
+mkdir -p "$N/src" "$N/x"
+# the baselines' input: the raw view's own bytes, extracted sparse (64 KiB holes) and named
+# disk.raw as GCE wants the member; untimed, like the cached raw disk of 6.
+say "new disk formats: the raw view extracted to newdisk/src/disk.raw (sparse; the baselines' input)"
+RAWF="$N/src/disk.raw"
+t0=$(now)
+"${UNISO[@]}" extract "$WORK/U.iso" "$NRAW_REL" -o "$RAWF"
+sync
+fact nd_raw_extract_s "$(secs "$t0" "$(now)")"
+fact nd_raw_alloc_bytes "$(du -B1 "$RAWF" | cut -f1)"
+: > "$WORK/newdisk.tsv"
+nd_rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/newdisk.tsv"; }
+# nd_copy KIND REP VIEW OUT: cp VIEW out of a fresh daemon (cold, synced); its time and VmHWM
+nd_copy() {
+  rm -f "$4"
+  mount_uniso
+  nd_rec "$1" "$2" "$(timed cp "$UMNT/$3" "$4")"
+  nd_rec "$1-vmhwm" "$2" "$(vmhwm_kb "$pid")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+}
+for rep in $(seq 1 "$REPS"); do
+  say "new disk formats, rep $rep/$REPS: cp of the VHDX, VDI and GCE views (fresh daemons); qemu-img convert -O vhdx, -O vdi; tar -Sczf"
+  nd_copy uniso-vhdx "$rep" "$VHDX_REL" "$N/uniso.vhdx"
+  nd_copy uniso-vdi "$rep" "$VDI_REL" "$N/uniso.vdi"
+  nd_copy uniso-gce "$rep" "$GCE_REL" "$N/uniso-gce.tar.gz"
+  rm -f "$N/conv.vhdx" "$N/conv.vdi" "$N/conv-gce.tar.gz"
+  nd_rec conv-vhdx "$rep" "$(timed qemu-img convert -f raw -O vhdx -o subformat=dynamic,block_size=1M "$RAWF" "$N/conv.vhdx")"
+  nd_rec conv-vdi "$rep" "$(timed qemu-img convert -f raw -O vdi "$RAWF" "$N/conv.vdi")"
+  nd_rec conv-gce "$rep" "$(timed tar -C "$N/src" --format=oldgnu -Sczf "$N/conv-gce.tar.gz" disk.raw)"
+done
+for k in uniso.vhdx conv.vhdx uniso.vdi conv.vdi uniso-gce.tar.gz conv-gce.tar.gz; do
+  fact "nd_bytes_$k" "$(stat -c %s "$N/$k")"
+done
+
+# checks of the last rep's outputs, outside the timings ("name<TAB>ok|FAIL<TAB>detail")
+say "new disk formats: checking the outputs (qemu-img check/compare, gzip -t, sha256 of disk.raw)"
+: > "$WORK/newdisk-checks.tsv"
+nd_check() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/newdisk-checks.tsv"; }
+# the baselines' input is the raw view: its sha256 as `uniso ls --json` lists it
+sum=$(sha256sum "$RAWF" | cut -d' ' -f1)
+if [ "$sum" = "$NRAW_SHA" ] && [ "$(stat -c %s "$RAWF")" = "$NDISK_SIZE" ]; then nd_check raw-extract ok "uniso extract of $NRAW_REL: size and sha256 as listed"
+else nd_check raw-extract FAIL "sha256 $sum (want $NRAW_SHA), size $(stat -c %s "$RAWF") (want $NDISK_SIZE)"; fi
+# nd_img NAME FMT FILE [VIEW]: qemu-img check, the virtual size, qemu-img compare against the raw
+# view's bytes; with VIEW, the size as listed too
+nd_img() {
+  local out rc=0 crc=0 cout vsize note=''
+  out=$(qemu-img check -f "$2" "$3" 2>&1) || rc=$?
+  vsize=$(qemu-img info -f "$2" --output=json "$3" | node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0, "utf8"))["virtual-size"]))') || true
+  cout=$(qemu-img compare -f raw -F "$2" "$RAWF" "$3" 2>&1) || crc=$?
+  if [ -n "${4:-}" ] && [ "$(stat -c %s "$3")" != "$(view_size "$4")" ]; then note="size $(stat -c %s "$3"), listed $(view_size "$4"); "; fi
+  if [ $rc = 0 ] && [ $crc = 0 ] && [ "$vsize" = "$NDISK_SIZE" ] && [ -z "$note" ]; then
+    nd_check "$1" ok "${4:+size as listed; }qemu-img check: $(printf '%s\n' "$out" | grep -m1 -iE 'no errors|allocated' || echo 'exit 0'); virtual size $vsize; qemu-img compare with the raw view: $cout"
+  else
+    nd_check "$1" FAIL "${note}qemu-img check exit $rc: $(printf '%s\n' "$out" | grep -m1 -iE 'error|corrupt|leak' || printf '%s\n' "$out" | tail -1); virtual size $vsize (want $NDISK_SIZE); compare exit $crc: $(printf '%s\n' "$cout" | head -1)"
+  fi
+}
+nd_img uniso-vhdx vhdx "$N/uniso.vhdx" "$VHDX_REL"
+nd_img conv-vhdx vhdx "$N/conv.vhdx"
+nd_img uniso-vdi vdi "$N/uniso.vdi" "$VDI_REL"
+nd_img conv-vdi vdi "$N/conv.vdi"
+# nd_gce NAME FILE [VIEW]: gzip -t, one member disk.raw, extracted: size and sha256 of the raw view
+nd_gce() {
+  local grc=0 members size sum note=''
+  gzip -t "$2" 2> "$WORK/newdisk-gzip.err" || grc=$?
+  members=$(tar -tzf "$2" | paste -sd' ') || true
+  rm -rf "$N/x" && mkdir -p "$N/x"
+  tar -xzf "$2" -C "$N/x" || true
+  size=$(stat -c %s "$N/x/disk.raw" 2>/dev/null || echo 0)
+  sum=$(sha256sum "$N/x/disk.raw" 2>/dev/null | cut -d' ' -f1) || true
+  if [ -n "${3:-}" ] && [ "$(stat -c %s "$2")" != "$(view_size "$3")" ]; then note="size $(stat -c %s "$2"), listed $(view_size "$3"); "; fi
+  if [ $grc = 0 ] && [ "$members" = disk.raw ] && [ "$size" = "$NDISK_SIZE" ] && [ "$sum" = "$NRAW_SHA" ] && [ -z "$note" ]; then
+    nd_check "$1" ok "${3:+size as listed; }gzip -t ok; members: $members; disk.raw extracted: $size bytes ($(du -B1 "$N/x/disk.raw" | cut -f1) allocated), sha256 = the raw view's"
+  else
+    nd_check "$1" FAIL "${note}gzip -t exit $grc $(head -1 "$WORK/newdisk-gzip.err"); members: $members; disk.raw $size bytes (want $NDISK_SIZE), sha256 $sum (want $NRAW_SHA)"
+  fi
+  rm -rf "$N/x"
+}
+nd_gce uniso-gce "$N/uniso-gce.tar.gz" "$GCE_REL"
+nd_gce conv-gce "$N/conv-gce.tar.gz"
+rm -rf "$N"
+
+# (b) the universal ISO's growth from the new views: the views there were before, BIOS disks only
+# (the MBR layout), vs the default build of 1.; all formats with BIOS disks in between
+mark "new disk formats: ISO growth"
+OLD_FORMATS=ovf,vmdk,raw,qcow2,vhd,openvz,opennode,proxmox,xen,lxc,docker
+fact nd_old_formats "$OLD_FORMATS"
+say "uniso build --formats $OLD_FORMATS --firmware bios (the views before the GPT disks)"
+uniso_build oldviews "$WORK/U-oldviews.iso" --formats "$OLD_FORMATS" --firmware bios
+say "uniso build --firmware bios (all formats)"
+uniso_build bios "$WORK/U-bios.iso" --firmware bios
+# iso_parts TAG ISO: its bytes, live squashfs, side pool, catalog, view count
+iso_parts() {
+  local info
+  info=$("${UNISO[@]}" info --json "$2")
+  fact "nd_iso_${1}_bytes" "$(stat -c %s "$2")"
+  fact "nd_iso_${1}_squashfs_bytes" "$(node -e 'process.stdout.write(String(JSON.parse(process.argv[1]).pool.squashfs.bytes))' "$info")"
+  fact "nd_iso_${1}_side_pool_bytes" "$(node -e 'process.stdout.write(String(JSON.parse(process.argv[1]).pool.sidePool.bytes))' "$info")"
+  rm -f "$WORK/catalog-$1.sqlite"
+  xorriso -osirrox on -indev "$2" -extract /uniso/catalog.sqlite "$WORK/catalog-$1.sqlite" >/dev/null 2>&1
+  fact "nd_iso_${1}_catalog_bytes" "$(stat -c %s "$WORK/catalog-$1.sqlite")"
+  fact "nd_iso_${1}_views" "$("${UNISO[@]}" ls --json "$2" | node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0, "utf8")).filter((v) => !v.path.endsWith(".sha256") && v.path !== "README.txt").length))')"
+}
+iso_parts oldviews "$WORK/U-oldviews.iso"
+iso_parts bios "$WORK/U-bios.iso"
+iso_parts default "$WORK/U.iso"
+# the stored recipes of the default ISO's views (what the new views add to its catalog)
+node -e '
+  const Database = require(process.argv[1]);
+  const db = new Database(process.argv[2], { readonly: true });
+  const recipes = db.prepare("SELECT r.id, length(r.data) AS bytes, group_concat(v.path, char(32)) AS views FROM recipes r LEFT JOIN views v ON v.recipe = r.id GROUP BY r.id ORDER BY bytes DESC").all();
+  process.stdout.write(JSON.stringify(recipes));
+' "$ROOT/node_modules/better-sqlite3" "$WORK/catalog-default.sqlite" > "$WORK/newdisk-recipes.json"
+rm -f "$WORK/U-oldviews.iso" "$WORK/U-bios.iso" "$WORK"/catalog-*.sqlite
+fi # BENCH_ONLY: section 12
 
 mark end
 T_END=$(now)
