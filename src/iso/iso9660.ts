@@ -165,6 +165,7 @@ export class IsoImage {
 
   /** The bytes of a file as a source (following its extents). */
   open(entry: IsoEntry, label = entry.name): SliceableSource {
+    label = printable(label); // names come from the image: one line in messages
     for (const [off, len] of entry.extents) {
       if (off + len > this.src.size) throw fileError(this.name, `${label} extends beyond the end of the image (truncated ISO)`);
     }
@@ -187,6 +188,11 @@ function parseRecord(b: Buffer, o: number): DirRecord | undefined {
     isoName: b.toString('latin1', o + 33, o + 33 + nameLen),
     su: b.subarray(Math.min(suStart, o + len), o + len),
   };
+}
+
+/** `s` with control characters escaped (\xNN), for error messages. */
+function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function isoFallbackName(n: string): string {
