@@ -201,3 +201,29 @@ t.test('tar: a GNU sparse file of 2^50 bytes is refused at once (was: a hole of 
 t.test('tar: a pax header of 8 GiB is refused before it is read into memory', async (t) => {
   await t.rejects(tarOf(t, [tarHeader('pax', 'x', 2 ** 33 - 1)]), { name: 'UserError', message: /metadata entry of 8589934591 bytes/ });
 });
+
+t.test('ISO: a file name with control characters makes a one-line message', async (t) => {
+  const child = dirRecord(5000, 10, 0, Buffer.from('A\nB;1')); // extent beyond the image
+  const { img } = await openIso(t, iso({ rootDir: Buffer.concat([dirRecord(18, SECTOR, 2, Buffer.from([0])), dirRecord(18, SECTOR, 2, Buffer.from([1])), child]) }));
+  const e = await img.lookup('a\nb');
+  t.ok(e, 'found by its raw name');
+  t.throws(() => img.open(e!), { name: 'UserError', message: /^[^\n]*a\\x0ab extends beyond the end of the image/ });
+});
+
+t.test('squashfs: a data block size word with bit 31 set is refused (was: RangeError from a negative size)', async (t) => {
+  const dir = tempDir(t);
+  fs.mkdirSync(path.join(dir, 'tree'));
+  fs.writeFileSync(path.join(dir, 'tree', 'f'), Buffer.alloc(5000, 'x'));
+  const sq = path.join(dir, 'x.squashfs');
+  must('mksquashfs', [path.join(dir, 'tree'), sq, '-noI', '-no-fragments', '-quiet', '-no-progress', '-all-time', '0', '-mkfs-time', '0']);
+  const bytes = fs.readFileSync(sq);
+  // the regular file inode: ... fragment (none), offset, file_size 5000, then its one block size word
+  const tail = Buffer.alloc(12);
+  tail.writeUInt32LE(0xffffffff, 0);
+  tail.writeUInt32LE(5000, 8);
+  const at = bytes.indexOf(tail, Number(bytes.readBigUInt64LE(64)));
+  t.ok(at > 0, 'the file inode in the uncompressed inode table');
+  t.ok(await ingestBytes(t, bytes, 'good.squashfs'), 'the unpatched image ingests');
+  bytes.writeUInt32LE(0xd2b0c740, at + 12);
+  await t.rejects(ingestBytes(t, bytes, 'bad.squashfs'), { name: 'UserError', message: /data block 0 of \d+ bytes on disk/ });
+});

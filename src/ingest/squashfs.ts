@@ -123,7 +123,7 @@ export class SquashfsReader {
 
   private async read(offset: number, len: number): Promise<Buffer> {
     // checked before the buffer is sized by a length field
-    if (offset + len > Number(this.sb.bytes_used)) throw new Error(`read beyond bytes_used at ${offset}`);
+    if (len < 0 || offset + len > Number(this.sb.bytes_used)) throw new Error(`read beyond bytes_used at ${offset}`);
     this.bytesRead += len;
     const b = Buffer.allocUnsafe(len);
     await preadFully(this.src, b, offset, this.name);
@@ -357,7 +357,8 @@ export class SquashfsReader {
     if (hit) return hit;
     const f = this.fragTable[index];
     if (!f) throw new Error(`fragment ${index} out of range`);
-    const len = f.size & ~DATA_UNCOMPRESSED;
+    const len = (f.size & ~DATA_UNCOMPRESSED) >>> 0;
+    if (len > this.sb.block_size) throw new Error(`fragment ${index} of ${len} bytes on disk (block size ${this.sb.block_size})`);
     const raw = await this.read(f.start, len);
     const data = f.size & DATA_UNCOMPRESSED ? raw : await this.decompress(raw, this.sb.block_size);
     this.fragCache.set(index, data);
@@ -377,7 +378,9 @@ export class SquashfsReader {
     const launch = () => {
       const i = jobs.length;
       const w = sizes[i];
-      const len = w & ~DATA_UNCOMPRESSED;
+      // unsigned: bit 31 set would make it negative; a stored block is never larger than the block size
+      const len = (w & ~DATA_UNCOMPRESSED) >>> 0;
+      if (len > bs) throw new Error(`data block ${i} of ${len} bytes on disk (block size ${bs})`);
       const expect = Math.min(bs, size - i * bs);
       if (len === 0) {
         jobs.push(expect); // sparse block
