@@ -3,6 +3,10 @@
 #                disk view copied out of the mount with BIOS and with UEFI
 #   make test    the whole test suite (needs root: loop devices, mknod, FUSE)
 #   make bench   benchmarks against conventional tools (writes bench/results.md)
+#   make fuzz    fuzz the readers of untrusted bytes with fast-check (fuzz/): ISO 9660,
+#                squashfs (every compressor), tar (plain, gz, xz, bz2, zst), the image
+#                opener, the HTTP server; a minute per target (FUZZ_SECONDS=N), one or
+#                some with FUZZ_TARGET=iso,tar; findings in fuzz/out/. Not part of make test.
 #   make vm-test boot the disk views in QEMU from the mount with BIOS (raw, vmdk, qcow2,
 #                vhd, vhdx, vdi, azure) and with UEFI (raw, qcow2, vhdx), and the universal
 #                ISO live from CD (one: make vm-test-raw, vm-test-vmdk, ..., vm-test-azure,
@@ -14,7 +18,7 @@ NODE ?= node
 NODEDIR ?= $(shell dirname $$(dirname $$(readlink -f $$(command -v $(NODE)))))
 NPM ?= npm
 
-.PHONY: all sysdeps build deps native ts test demo bench clean distclean
+.PHONY: all sysdeps build deps native ts test demo bench fuzz clean distclean
 
 # The disk views make vm-test boots with BIOS and with UEFI (vm-images/vm-test.sh
 # knows each view's path and QEMU format).
@@ -55,6 +59,11 @@ demo: build
 bench: build
 	bench/run.sh
 
+# seeds are made at fuzz time under fuzz/work/ (gitignored); the types are checked first
+fuzz: build
+	$(NODE) node_modules/.bin/tsc -p fuzz/tsconfig.json
+	$(NODE) -r @isaacs/ts-node-temp-fork-for-pr-2009/register/transpile-only fuzz/run.ts
+
 # vm-test runs them all (-k: past a failing one) and fails if any failed.
 vm-test: build
 	@$(MAKE) --no-print-directory -k $(addprefix vm-test-,$(VM_TEST_BIOS)) vm-test-uefi vm-test-live
@@ -70,4 +79,4 @@ clean:
 	rm -rf dist native/build .tap
 
 distclean: clean
-	rm -rf node_modules test/.fixtures bench/cache demo
+	rm -rf node_modules test/.fixtures bench/cache demo fuzz/work fuzz/out

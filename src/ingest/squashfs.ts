@@ -26,6 +26,15 @@ export async function looksLikeSquashfs(src: ByteSource): Promise<boolean> {
   return b.readUInt32LE(0) === SQUASHFS_MAGIC;
 }
 
+/** Longest entry name (SQUASHFS_NAME_LEN), symlink target (Linux: a page) and xattr value (XATTR_SIZE_MAX). */
+const NAME_MAX = 256;
+const SYMLINK_MAX = 65536;
+const XATTR_VALUE_MAX = 65536;
+/** Block sizes read from the inode table at a time (a file's list is read as it is present, never sized by fileSize alone). */
+const SIZES_CHUNK = 2048;
+/** Largest file accepted: 2 TiB (the largest disk uniso makes); sparse files cost memory in proportion to their size. */
+export const MAX_FILE_SIZE = 2 * 2 ** 40;
+
 interface RawInode {
   type: number;
   mode: number;
@@ -113,9 +122,10 @@ export class SquashfsReader {
   bytesRead = 0;
 
   private async read(offset: number, len: number): Promise<Buffer> {
+    // checked before the buffer is sized by a length field
+    if (len < 0 || offset + len > Number(this.sb.bytes_used)) throw new Error(`read beyond bytes_used at ${offset}`);
     this.bytesRead += len;
     const b = Buffer.allocUnsafe(len);
-    if (offset + len > Number(this.sb.bytes_used)) throw new Error(`read beyond bytes_used at ${offset}`);
     await preadFully(this.src, b, offset, this.name);
     return b;
   }
@@ -217,6 +227,7 @@ export class SquashfsReader {
       const name = prefix + r.buf.toString('latin1');
       r = await this.metaRead(r.pos, r.off, 4);
       let vlen = r.buf.readUInt32LE(0);
+      if (type & XATTR_VALUE_OOL ? vlen !== 8 : vlen > XATTR_VALUE_MAX) throw new Error(`xattr value of ${vlen} bytes`);
       r = await this.metaRead(r.pos, r.off, vlen);
       let value = r.buf;
       pos = r.pos;
@@ -225,6 +236,7 @@ export class SquashfsReader {
         const ref = value.readBigUInt64LE(0);
         const v = await this.metaRead(this.xattrTableStart + Number(ref >> 16n), Number(ref & 0xffffn), 4);
         vlen = v.buf.readUInt32LE(0);
+        if (vlen > XATTR_VALUE_MAX) throw new Error(`xattr value of ${vlen} bytes`);
         value = (await this.metaRead(v.pos, v.off, vlen)).buf;
       }
       out.push({ name, value: Buffer.from(value) });
@@ -247,8 +259,13 @@ export class SquashfsReader {
     };
     const bs = this.sb.block_size;
     const blockCount = (size: number, frag: number) => (frag === NO_FRAGMENT ? Math.ceil(size / bs) : Math.floor(size / bs));
-    const readSizes = async (n: number) => {
-      const b = await more(n * 4);
+    const readSizes = async (size: number, frag: number) => {
+      if (size > MAX_FILE_SIZE) throw new Error(`file of ${size} bytes (more than uniso's limit of ${MAX_FILE_SIZE})`);
+      const n = blockCount(size, frag);
+      // a chunk at a time: a lying size runs out of metadata before it costs memory
+      const parts: Buffer[] = [];
+      for (let done = 0; done < n; done += SIZES_CHUNK) parts.push(Buffer.from(await more(Math.min(SIZES_CHUNK, n - done) * 4)));
+      const b = Buffer.concat(parts);
       const s = new Uint32Array(n);
       for (let i = 0; i < n; i++) s[i] = b.readUInt32LE(i * 4);
       return s;
@@ -270,7 +287,7 @@ export class SquashfsReader {
         const b = await more(16);
         ino.blocksStart = b.readUInt32LE(0); ino.fragment = b.readUInt32LE(4);
         ino.fragOffset = b.readUInt32LE(8); ino.fileSize = b.readUInt32LE(12);
-        ino.blockSizes = await readSizes(blockCount(ino.fileSize, ino.fragment));
+        ino.blockSizes = await readSizes(ino.fileSize, ino.fragment);
         break;
       }
       case T_LREG: {
@@ -279,14 +296,16 @@ export class SquashfsReader {
         ino.nlink = b.readUInt32LE(24); ino.fragment = b.readUInt32LE(28); ino.fragOffset = b.readUInt32LE(32);
         ino.xattr = b.readUInt32LE(36);
         if (!Number.isSafeInteger(ino.fileSize)) throw new Error('file size beyond 2^53');
-        ino.blockSizes = await readSizes(blockCount(ino.fileSize, ino.fragment));
+        ino.blockSizes = await readSizes(ino.fileSize, ino.fragment);
         break;
       }
       case T_SYMLINK:
       case T_LSYMLINK: {
         const b = await more(8);
         ino.nlink = b.readUInt32LE(0);
-        ino.target = Buffer.from(await more(b.readUInt32LE(4)));
+        const targetLen = b.readUInt32LE(4);
+        if (targetLen > SYMLINK_MAX) throw new Error(`symlink target of ${targetLen} bytes`);
+        ino.target = Buffer.from(await more(targetLen));
         if (ino.type === T_LSYMLINK) ino.xattr = (await more(4)).readUInt32LE(0);
         break;
       }
@@ -321,6 +340,7 @@ export class SquashfsReader {
         r = await this.metaRead(r.pos, r.off, 8);
         const offset = r.buf.readUInt16LE(0);
         const nameLen = r.buf.readUInt16LE(6) + 1;
+        if (nameLen > NAME_MAX) throw new Error(`directory entry name of ${nameLen} bytes`);
         r = await this.metaRead(r.pos, r.off, nameLen);
         out.push({ name: Buffer.from(r.buf), ref: (BigInt(start) << 16n) | BigInt(offset) });
         left -= 8 + nameLen;
@@ -337,7 +357,8 @@ export class SquashfsReader {
     if (hit) return hit;
     const f = this.fragTable[index];
     if (!f) throw new Error(`fragment ${index} out of range`);
-    const len = f.size & ~DATA_UNCOMPRESSED;
+    const len = (f.size & ~DATA_UNCOMPRESSED) >>> 0;
+    if (len > this.sb.block_size) throw new Error(`fragment ${index} of ${len} bytes on disk (block size ${this.sb.block_size})`);
     const raw = await this.read(f.start, len);
     const data = f.size & DATA_UNCOMPRESSED ? raw : await this.decompress(raw, this.sb.block_size);
     this.fragCache.set(index, data);
@@ -357,7 +378,9 @@ export class SquashfsReader {
     const launch = () => {
       const i = jobs.length;
       const w = sizes[i];
-      const len = w & ~DATA_UNCOMPRESSED;
+      // unsigned: bit 31 set would make it negative; a stored block is never larger than the block size
+      const len = (w & ~DATA_UNCOMPRESSED) >>> 0;
+      if (len > bs) throw new Error(`data block ${i} of ${len} bytes on disk (block size ${bs})`);
       const expect = Math.min(bs, size - i * bs);
       if (len === 0) {
         jobs.push(expect); // sparse block

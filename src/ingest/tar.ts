@@ -14,6 +14,11 @@ const BLOCK = 512;
 const T_REG = '0', T_AREG = '\0', T_LINK = '1', T_SYM = '2', T_CHR = '3', T_BLK = '4', T_DIR = '5', T_FIFO = '6', T_CONT = '7';
 const T_PAX = 'x', T_PAXG = 'g', T_GNU_LONGNAME = 'L', T_GNU_LONGLINK = 'K', T_GNU_SPARSE = 'S', T_GNU_DUMPDIR = 'D', T_VOLUME = 'V';
 
+/** Largest pax header or GNU long name/link entry read into memory (they hold names and xattrs). */
+const META_ENTRY_MAX = 16 * 2 ** 20;
+/** Largest (sparse) file size accepted: 2 TiB, as for squashfs input (sparse files cost memory in proportion to their size). */
+const MAX_FILE_SIZE = 2 * 2 ** 40;
+
 interface Header {
   name: string;
   mode: number;
@@ -202,6 +207,7 @@ export async function ingestTar(stream: AsyncIterable<Buffer>, archive: string, 
     }
     entries++;
     const readData = async (n: number) => {
+      if (n > META_ENTRY_MAX) fail(`${h.type === T_VOLUME ? 'volume' : 'metadata'} entry of ${n} bytes at offset ${r.consumed - BLOCK} (at most ${META_ENTRY_MAX})`);
       const d = await r.read(n);
       if (d.length < n) fail('truncated tar archive (entry data ends early)');
       await r.skip((BLOCK - (n % BLOCK)) % BLOCK);
@@ -221,7 +227,7 @@ export async function ingestTar(stream: AsyncIterable<Buffer>, archive: string, 
         longLink = cstr(await readData(h.size), 0, h.size);
         continue;
       case T_VOLUME:
-        await readData(h.size);
+        await r.skip(h.size + ((BLOCK - (h.size % BLOCK)) % BLOCK));
         continue;
     }
     const attrs = new Map([...global, ...pax]);
@@ -352,8 +358,11 @@ export async function ingestTar(stream: AsyncIterable<Buffer>, archive: string, 
             }
             for (let i = 0; i < need; i++) sparse.regions.push([lines[1 + 2 * i], lines[2 + 2 * i]]);
           }
+          if (sparse.realsize > MAX_FILE_SIZE) fail(`sparse file "${path}" of ${sparse.realsize} bytes (at most ${MAX_FILE_SIZE})`);
           for (const [off, len] of sparse.regions) {
             if (off < w.position) fail(`sparse map of "${path}" goes backwards`);
+            // checked before the hole is made: the map's numbers size the file
+            if (off + len > sparse.realsize) fail(`sparse map of "${path}" reaches ${off + len}, beyond its size ${sparse.realsize}`);
             await w.skip(off - w.position);
             await pipeData(r, w, len, archive);
             consumed += len;

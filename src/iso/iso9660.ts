@@ -16,6 +16,8 @@ const FLAG_MULTI_EXTENT = 0x80;
 const NM_CONTINUE = 0x01;
 const NM_CURRENT = 0x02;
 const NM_PARENT = 0x04;
+/** SUSP CE: signature, length, version, then block, offset and length (both-endian 32-bit each) */
+const CE_LEN = 28;
 
 export interface IsoEntry {
   name: string;
@@ -44,6 +46,7 @@ export class IsoImage {
     if (src.size < (VD_START + 2) * SECTOR) throw fileError(name, 'not an ISO 9660 image (too small)');
     let root: IsoEntry | undefined;
     for (let i = VD_START; i < VD_START + 64; i++) {
+      if ((i + 1) * SECTOR > src.size) throw fileError(name, 'not an ISO 9660 image (truncated: no volume descriptor set terminator)');
       const vd = Buffer.alloc(SECTOR);
       await preadFully(src, vd, i * SECTOR, name);
       if (vd.toString('latin1', 1, 6) !== 'CD001') throw fileError(name, 'not an ISO 9660 image (no volume descriptor)');
@@ -64,6 +67,7 @@ export class IsoImage {
 
   private async detectRockRidge(): Promise<void> {
     const [off] = this.root.extents[0];
+    if (off + SECTOR > this.src.size) throw fileError(this.name, 'the ISO root directory lies beyond the end of the image (truncated ISO)');
     const sec = Buffer.alloc(SECTOR);
     await preadFully(this.src, sec, off, this.name);
     const dot = parseRecord(sec, 0);
@@ -77,8 +81,9 @@ export class IsoImage {
     const key = dir.extents.map((e) => e[0]).join(',');
     const hit = this.dirCache.get(key);
     if (hit) return hit;
-    const data = Buffer.alloc(dir.size);
+    // checked before the buffer is sized by the record's length field
     if (dir.extents[0][0] + dir.size > this.src.size) throw fileError(this.name, 'an ISO directory extends beyond the end of the image (truncated ISO)');
+    const data = Buffer.alloc(dir.size);
     await preadFully(this.src, data, dir.extents[0][0], this.name);
     const out: IsoEntry[] = [];
     let pending: IsoEntry | undefined;
@@ -125,9 +130,14 @@ export class IsoImage {
           found = true;
           if (!(flags & NM_CONTINUE)) return name;
         } else if (sig === 'CE') {
+          if (len < CE_LEN) throw fileError(this.name, 'damaged Rock Ridge continuation entry (CE too short)');
           const lba = area.readUInt32LE(o + 4);
           const off = area.readUInt32LE(o + 12);
           const clen = area.readUInt32LE(o + 20);
+          // a continuation area lies within one logical block (Linux refuses one that does not)
+          if (off + clen > SECTOR || lba * SECTOR + off + clen > this.src.size) {
+            throw fileError(this.name, 'damaged Rock Ridge continuation entry (CE area out of range)');
+          }
           next = Buffer.alloc(clen);
           await preadFully(this.src, next, lba * SECTOR + off, this.name);
         } else if (sig === 'ST') {
@@ -155,6 +165,7 @@ export class IsoImage {
 
   /** The bytes of a file as a source (following its extents). */
   open(entry: IsoEntry, label = entry.name): SliceableSource {
+    label = printable(label); // names come from the image: one line in messages
     for (const [off, len] of entry.extents) {
       if (off + len > this.src.size) throw fileError(this.name, `${label} extends beyond the end of the image (truncated ISO)`);
     }
@@ -177,6 +188,11 @@ function parseRecord(b: Buffer, o: number): DirRecord | undefined {
     isoName: b.toString('latin1', o + 33, o + 33 + nameLen),
     su: b.subarray(Math.min(suStart, o + len), o + len),
   };
+}
+
+/** `s` with control characters escaped (\xNN), for error messages. */
+function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function isoFallbackName(n: string): string {
