@@ -12,6 +12,8 @@ import { Namespace, SEQUENTIAL_READAHEAD } from '../image/namespace';
 import { sha256Source } from '../util/hash';
 import { Progress } from '../util/progress';
 import { UserError } from '../util/errors';
+import { PoolPart } from '../image/layout';
+import { SquashfsTable } from '../image/squashfs-tables';
 
 /** What verifyImage found: the problems (one line each) and what was checked. */
 export interface VerifyResult {
@@ -67,13 +69,42 @@ export async function verifyImage(img: OpenImage, progress: Progress): Promise<V
     progress.phase(`checking /${squash.path}`, squash.size);
     try {
       const sha = await sha256Source(img.pool.slice(squash.at, squash.size), (n) => progress.add(n));
-      if (sha !== sqSha) problems.push(`/${squash.path}: SHA-256 ${sha} does not match the recorded ${sqSha} (the live squashfs is damaged)`);
+      if (sha !== sqSha) {
+        const blocksBad = problems.some((p) => /\bblock \d+\b/.test(p));
+        problems.push(...await damagedTables(img, squash, img.catalog.meta('squashfs_tables'), blocksBad,
+          `SHA-256 ${sha} does not match the recorded ${sqSha}`));
+      }
     } catch (e) {
       problems.push(`/${squash.path}: ${(e as Error).message}`);
     }
   }
   progress.end();
   return { problems, blocks: t.count, views: views.length, squashfs: !!(sqSha && squash) };
+}
+
+/**
+ * Which of the live squashfs's tables (recorded at build time, see
+ * src/image/squashfs-tables.ts) are damaged: one line each, or one line
+ * saying where else the damage is (its pool blocks, named above, or the
+ * rest of its data area).
+ */
+async function damagedTables(img: OpenImage, squash: PoolPart, recorded: string | undefined, blocksBad: boolean, mismatch: string): Promise<string[]> {
+  const whole = `/${squash.path}: ${mismatch} (the live squashfs is damaged`;
+  let tables: SquashfsTable[];
+  try {
+    tables = recorded ? JSON.parse(recorded) as SquashfsTable[] : [];
+  } catch {
+    tables = [];
+  }
+  const bad: string[] = [];
+  for (const t of tables) {
+    if (!(Number.isSafeInteger(t.start) && Number.isSafeInteger(t.end) && t.start <= t.end && t.end <= squash.size)) continue;
+    const sha = await sha256Source(img.pool.slice(squash.at + t.start, t.end - t.start));
+    if (sha !== t.sha256) bad.push(`/${squash.path}: the live squashfs's ${t.name} (bytes ${t.start}..${t.end - 1}) is damaged`);
+  }
+  if (bad.length) return bad;
+  if (blocksBad) return [`${whole}: in its pool blocks)`];
+  return [`${whole}${tables.length ? ': in its data area, outside the pool blocks' : ''})`];
 }
 
 export async function verify(image: string, opts: { quiet?: boolean }, open: OpenOptions = {}): Promise<void> {
