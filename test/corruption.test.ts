@@ -41,7 +41,7 @@ import { CATALOG_NAME, Manifest, MANIFEST_NAME, UNISO_DIR } from '../src/image/l
 
 const MiB = 1 << 20;
 /** The seeds: each damage is read in this process through the reader extract and the daemon use, and verified. */
-const ALL_SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
+const ALL_SEEDS = Array.from({ length: Number(process.env.CORRUPT_SEED_COUNT ?? 40) }, (_, i) => i + 1);
 // Seed n damages REGIONS[n % 4] (the squashfs, the side pool, the catalog, the manifest). Some seeds also go through
 // the CLI (uniso verify, uniso extract), a FUSE mount and `uniso serve` (slower): mostly damaged pool blocks, which
 // those read, and one refused image each.
@@ -556,7 +556,7 @@ t.test('one-bit flips of the manifest are all refused', async (tt) => {
           accepted.push(`byte ${at - m.offset} bit ${bit}: accepted`);
         } catch (e) {
           const msg = (e as Error).message;
-          if (!/manifest|uniso image version/.test(msg) || msg.includes('\n')) accepted.push(`byte ${at - m.offset} bit ${bit}: ${msg}`);
+          if (!/manifest/.test(msg) || msg.includes('\n')) accepted.push(`byte ${at - m.offset} bit ${bit}: ${msg}`);
         }
         fs.writeSync(fd, original, at, 1, at);
       }

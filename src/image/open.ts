@@ -92,11 +92,12 @@ function parseManifest(data: Buffer, where: string): Manifest {
     throw fileError(where, 'uniso manifest is damaged (not valid JSON)');
   }
   if (m?.format !== MANIFEST_FORMAT) throw fileError(where, 'not a uniso manifest');
-  if (typeof m.version !== 'number' || m.version > MANIFEST_VERSION) {
-    throw fileError(where, `uniso image version ${m.version} is newer than this uniso supports (${MANIFEST_VERSION}); upgrade uniso`);
+  if (!Number.isSafeInteger(m.version) || m.version < 1) throw fileError(where, 'uniso manifest is damaged (no image version)');
+  if (m.version > MANIFEST_VERSION) {
+    throw fileError(where, `uniso image version ${m.version} (says its manifest) is newer than this uniso supports (${MANIFEST_VERSION}); upgrade uniso`);
   }
   if (m.version < MANIFEST_VERSION) {
-    throw fileError(where, `uniso image version ${m.version} was made by an older uniso; build it again with this one`);
+    throw fileError(where, `uniso image version ${m.version} (says its manifest) was made by an older uniso; build it again with this one`);
   }
   if (!m.catalog || typeof m.catalog.sha256 !== 'string' || !m.pool || !Array.isArray(m.pool.parts)) {
     throw fileError(where, 'uniso manifest is incomplete');
