@@ -7,6 +7,7 @@
 // All intermediate files live in a temp directory beside the output, which
 // is renamed into place only when everything succeeded.
 
+import { hashTables, SquashfsTable, SUPERBLOCK_BYTES, tableRegions } from './image/squashfs-tables';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
@@ -524,6 +525,22 @@ function writeViews(catalog: CatalogWriter, views: ViewOut[], results: BuildResu
     description: 'the appliance file system, browsable' });
 }
 
+/** The live squashfs's tables and their SHA-256s (src/image/squashfs-tables.ts), read back from its file. */
+function squashfsTablesOf(file: string, size: number): SquashfsTable[] | undefined {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const bytes = (start: number, end: number) => {
+      const b = Buffer.alloc(end - start);
+      if (fs.readSync(fd, b, 0, b.length, start) !== b.length) throw new Error(`${file}: short read`);
+      return b;
+    };
+    const regions = tableRegions(bytes(0, SUPERBLOCK_BYTES), size);
+    return regions && hashTables(regions, bytes);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** 7. What `uniso info` tells about the build. */
 function writeMeta(catalog: CatalogWriter, b: Build, trees: Trees, names: ApplianceNames, layout: PoolLayout): void {
   const { opts, pool } = b;
@@ -539,6 +556,8 @@ function writeMeta(catalog: CatalogWriter, b: Build, trees: Trees, names: Applia
     catalog.setMeta('squashfs_sha256', layout.squashfsSha256);
     catalog.setMeta('squashfs_inodes', String(layout.squashfs.inodes));
     catalog.setMeta('squashfs_block_copies', String(layout.squashfs.copies));
+    const tables = squashfsTablesOf(squash.file, squash.part.size);
+    if (tables) catalog.setMeta('squashfs_tables', JSON.stringify(tables));
   } else if (opts.keepSquashfs && trees.input.rootSquashfs) {
     catalog.setMeta('squashfs_kept', trees.input.rootSquashfs);
   }

@@ -49,6 +49,41 @@ export function isUrl(p: string): boolean {
   return /^https?:\/\//i.test(p);
 }
 
+const MANIFEST_KEYS = ['catalog', 'format', 'name', 'pool', 'version'];
+const CATALOG_KEYS = ['file', 'sha256', 'size'];
+const POOL_KEYS = ['parts', 'size'];
+const PART_KEYS = ['at', 'path', 'role', 'size'];
+
+/** `o` is an object with exactly these keys (sorted). */
+function sameKeys(o: unknown, keys: string[]): boolean {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return false;
+  const k = Object.keys(o).sort();
+  return k.length === keys.length && k.every((x, i) => x === keys[i]);
+}
+
+/**
+ * The manifest says what the catalog (checked against the manifest's
+ * SHA-256) also records: the appliance's name and the pool files. A
+ * manifest damaged where the catalog's SHA-256 cannot see it (the name, a
+ * pool file's size that still adds up) is refused here.
+ */
+function checkManifestAgainstCatalog(m: Manifest, catalog: Catalog, where: string): void {
+  const damaged = (why: string) => fileError(where, `uniso manifest is damaged (${why})`);
+  const name = catalog.meta('name');
+  if (name !== undefined && name !== m.name) throw damaged('its appliance name is not the catalog\'s');
+  const squash = m.pool.parts.filter((p) => p.role === 'squashfs');
+  const side = m.pool.parts.filter((p) => p.role === 'side');
+  const sqPath = catalog.meta('squashfs_path');
+  const sqBytes = catalog.meta('squashfs_bytes');
+  if (squash.length > 1 || side.length > 1) throw damaged('bad pool file list');
+  if (sqPath !== undefined && (squash.length !== 1 || squash[0].path !== sqPath || String(squash[0].size) !== sqBytes)) {
+    throw damaged('its live squashfs is not the catalog\'s');
+  }
+  if (sqPath === undefined && squash.length) throw damaged('it names a live squashfs the catalog does not have');
+  const sideBytes = catalog.meta('side_pool_bytes');
+  if (sideBytes !== undefined && String(side.length ? side[0].size : 0) !== sideBytes) throw damaged('its side pool size is not the catalog\'s');
+}
+
 function parseManifest(data: Buffer, where: string): Manifest {
   let m: Manifest;
   try {
@@ -57,21 +92,32 @@ function parseManifest(data: Buffer, where: string): Manifest {
     throw fileError(where, 'uniso manifest is damaged (not valid JSON)');
   }
   if (m?.format !== MANIFEST_FORMAT) throw fileError(where, 'not a uniso manifest');
-  if (typeof m.version !== 'number' || m.version > MANIFEST_VERSION) {
-    throw fileError(where, `uniso image version ${m.version} is newer than this uniso supports (${MANIFEST_VERSION}); upgrade uniso`);
+  if (!Number.isSafeInteger(m.version) || m.version < 1) throw fileError(where, 'uniso manifest is damaged (no image version)');
+  if (m.version > MANIFEST_VERSION) {
+    throw fileError(where, `uniso image version ${m.version} (says its manifest) is newer than this uniso supports (${MANIFEST_VERSION}); upgrade uniso`);
   }
   if (m.version < MANIFEST_VERSION) {
-    throw fileError(where, `uniso image version ${m.version} was made by an older uniso; build it again with this one`);
+    throw fileError(where, `uniso image version ${m.version} (says its manifest) was made by an older uniso; build it again with this one`);
   }
   if (!m.catalog || typeof m.catalog.sha256 !== 'string' || !m.pool || !Array.isArray(m.pool.parts)) {
     throw fileError(where, 'uniso manifest is incomplete');
   }
+  // nothing checks the manifest's bytes (unless it is signed): a damaged one that is still JSON must not be
+  // taken for another, so every field is what uniso writes, and no other (the catalog vouches for the rest, see
+  // checkManifestAgainstCatalog)
+  const damaged = (why: string) => fileError(where, `uniso manifest is damaged (${why})`);
+  if (!sameKeys(m, MANIFEST_KEYS) || !sameKeys(m.catalog, CATALOG_KEYS) || !sameKeys(m.pool, POOL_KEYS)) throw damaged('unexpected fields');
+  if (typeof m.name !== 'string' || m.name === '') throw damaged('no appliance name');
+  if (m.catalog.file !== CATALOG_NAME) throw damaged(`the catalog is not ${CATALOG_NAME}`);
+  if (!/^[0-9a-f]{64}$/.test(m.catalog.sha256)) throw damaged('the catalog\'s SHA-256 is not 64 hex digits');
+  if (!Number.isSafeInteger(m.catalog.size) || m.catalog.size <= 0) throw damaged('bad catalog size');
   let at = 0;
   for (const part of m.pool.parts as PoolPart[]) {
     const safe = typeof part?.path === 'string' && part.path !== '' && !part.path.startsWith('/') &&
       !part.path.split('/').some((c) => c === '..' || c === '.' || c === '');
-    if (!safe || part.at !== at || !Number.isSafeInteger(part.size) || part.size < 0) {
-      throw fileError(where, 'uniso manifest is damaged (bad pool file list)');
+    if (!safe || !sameKeys(part, PART_KEYS) || part.at !== at || !Number.isSafeInteger(part.size) || part.size < 0 ||
+      (part.role !== 'squashfs' && part.role !== 'side')) {
+      throw damaged('bad pool file list');
     }
     at += part.size;
   }
@@ -212,6 +258,7 @@ export async function openImage(p: string, opts: OpenOptions = {}): Promise<Open
     const pool = concatSources(`${p}: pool`, poolParts);
     const catalog = await openCatalog(catalogSrc, catalogFile, manifest.catalog.sha256, p);
     closers.push(() => catalog.close());
+    checkManifestAgainstCatalog(manifest, catalog, p);
     const table = catalog.blockTable(manifest.pool.size);
     // under --trust every block is checked against the signed catalog's digests
     const digests = opts.trust ? catalog.blockDigests(table.count) : undefined;
