@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
-import { alive, buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, runAsync, RunResult, tempDir, uniso, readAt, UNISO, isoExtent } from './lib/fixture';
+import { processAlive, buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, runAsync, RunResult, tempDir, uniso, readAt, UNISO, isoExtent } from './lib/fixture';
 import { execFileSync, spawn } from 'node:child_process';
 
 const fx = fixture();
@@ -237,7 +237,7 @@ t.test('mount point busy (mounted twice)', async (t) => {
   const pid = daemonPid(mnt);
   const r = uniso(['mount', good, mnt]);
   oneLineError(t, r, mnt, /busy|already mounted/, 'second mount on the same mount point');
-  t.ok(alive(pid), 'the first daemon still runs');
+  t.ok(processAlive(pid), 'the first daemon still runs');
   t.equal(daemonPid(mnt), pid, 'the state file still names the first daemon');
   t.same(fs.readdirSync(mnt).sort(), ['README.txt', 'azure', 'docker', 'gce', 'lxc', 'opennode', 'openstack', 'openvz', 'proxmox', 'raw', 'rootfs', 'vagrant', 'vdi', 'vhd', 'vhdx', 'vm', 'vmdk', 'wsl', 'xen'],
     'the first mount still serves its top directory');
@@ -262,10 +262,10 @@ t.test('mount point not empty', async (t) => {
 t.test('stale mount left by a killed daemon', async (t) => {
   const mnt = mount(t, good);
   const pid = daemonPid(mnt);
-  t.ok(pid > 0 && alive(pid), `daemon pid ${pid} is running`);
+  t.ok(pid > 0 && processAlive(pid), `daemon pid ${pid} is running`);
   process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-  t.notOk(alive(pid), 'the daemon is gone');
+  for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  t.notOk(processAlive(pid), 'the daemon is gone');
   t.ok(isMounted(mnt), 'the kernel still has the (now stale) mount');
   t.throws(() => fs.readdirSync(mnt), { code: 'ENOTCONN' }, 'the stale mount point answers ENOTCONN');
 
@@ -283,7 +283,7 @@ t.test('stale mount left by a killed daemon', async (t) => {
   t.ok(isMounted(mnt), 'a new mount works');
   const pid2 = daemonPid(mnt);
   t.not(pid2, pid, 'served by a new daemon');
-  t.ok(alive(pid2), 'which is running');
+  t.ok(processAlive(pid2), 'which is running');
   const viaMount = fs.readFileSync(path.join(mnt, 'README.txt'));
   t.ok(viaMount.equals(mustUniso(['extract', good, 'README.txt', '-o', '-']).out), 'and serves the right bytes');
 });
@@ -400,7 +400,7 @@ t.test('pool corrupted after the build', async (t) => {
     const r = run('cp', [path.join(mnt, view), path.join(dest, 'copy')]);
     t.not(r.code, 0, `cp ${view} through the mount fails`);
     t.match(r.stderr, /Input\/output error/, `cp ${view}: EIO`);
-    t.ok(alive(pid), 'the daemon keeps running');
+    t.ok(processAlive(pid), 'the daemon keeps running');
     fs.rmSync(path.join(dest, 'copy'), { force: true });
   }
   let eio = '';
@@ -414,6 +414,6 @@ t.test('pool corrupted after the build', async (t) => {
     'a later read of an undamaged file works');
   t.ok(fs.readFileSync(path.join(mnt, 'README.txt')).equals(mustUniso(['extract', good, 'README.txt', '-o', '-']).out),
     'README.txt still reads');
-  t.ok(alive(pid), 'the daemon is still running');
+  t.ok(processAlive(pid), 'the daemon is still running');
   t.ok(isMounted(mnt), 'still mounted');
 });

@@ -17,7 +17,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import {
-  buildUniversal, extractViews, fixture, isMounted, listViews, mountOn, mountState, mustUniso, processAlive, run, tempDir,
+  buildUniversal, extractViews, fixture, isMounted, listViews, mountOn, mountState, must, mustUniso, processAlive, run, tempDir,
   UNISO, uniso, waitUntil, FIXTURE_NAME,
 } from './lib/fixture';
 
@@ -295,6 +295,13 @@ t.test('uniso umount stops ganesha and the rpcbind uniso started, then unmounts'
   t.notOk(isMounted(m.mnt), 'not mounted when uniso umount returns');
   await expectAllStopped(t, m, 'umount');
   if (rpcbindBefore.length === 0) t.same(pgrep(['-x', 'rpcbind']), [], 'no rpcbind runs (none did before)');
+});
+
+t.test('umount -l by hand (ganesha holds the mount busy for a plain umount): the daemon notices, stops ganesha and rpcbind, exits', async (t) => {
+  const m = await nfsMount(t);
+  t.ok(processAlive(m.ganeshaPid), 'ganesha runs');
+  must('umount', ['-l', m.mnt]);
+  await expectAllStopped(t, m, 'umount -l');
 });
 
 t.test('SIGTERM to the daemon stops ganesha and rpcbind, then unmounts', async (t) => {

@@ -7,7 +7,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alive, buildUniversal, isMounted, mountOn, must, run, tempDir, uniso } from './lib/fixture';
+import { processAlive, buildUniversal, isMounted, mountOn, must, run, tempDir, uniso } from './lib/fixture';
 
 const FUSECTL = '/sys/fs/fuse/connections';
 const dir = tempDir(t);
@@ -28,7 +28,7 @@ function daemonOf(mnt: string): number {
 async function untilGone(pid: number, mnt: string, limitMs = 10_000): Promise<number | undefined> {
   const start = Date.now();
   while (Date.now() - start < limitMs) {
-    if (!alive(pid) && !statusRows().some((r) => r.mountpoint === mnt)) return Date.now() - start;
+    if (!processAlive(pid) && !statusRows().some((r) => r.mountpoint === mnt)) return Date.now() - start;
     await new Promise((r) => setTimeout(r, 50));
   }
   return undefined;
@@ -61,7 +61,7 @@ for (const [name, unmount] of ways) {
     fs.mkdirSync(mnt);
     mountOn(t, uni, mnt);
     const pid = daemonOf(mnt);
-    t.ok(alive(pid), `daemon ${pid} runs`);
+    t.ok(processAlive(pid), `daemon ${pid} runs`);
     t.ok(fs.readdirSync(mnt).includes('raw'), 'the mount answers');
     unmount(mnt);
     const ms = await untilGone(pid, mnt);
@@ -83,7 +83,7 @@ t.test('a new mount on the same path is left alone by the old daemon', async (t)
   t.not(second, first, 'a second daemon');
   t.ok((await untilGone(first, '\0none')) !== undefined, 'the first daemon exited');
   await new Promise((r) => setTimeout(r, 1000));
-  t.ok(alive(second), 'the second daemon still runs');
+  t.ok(processAlive(second), 'the second daemon still runs');
   t.ok(isMounted(mnt) && fs.readdirSync(mnt).includes('raw'), 'and its mount still answers');
   t.equal(uniso(['umount', mnt]).code, 0);
   t.ok((await untilGone(second, mnt)) !== undefined, 'then it exits too');

@@ -141,16 +141,6 @@ export function pseudoRandom(n: number, seed: number): Buffer {
 
 export { isMounted };
 
-/** Is process `pid` running? */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 // ---- helpers for FUSE mount tests -------------------------------------------
 
 /** Run a command without blocking the event loop (so several can run at once). */
