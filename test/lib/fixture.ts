@@ -224,14 +224,38 @@ export function listViews(image: string): { path: string; size: number }[] {
   });
 }
 
-/** The oracle: every view in `views` copied out with `uniso extract` under DIR/extract/ (view path -> file). */
-export function extractViews(image: string, dir: string, views: { path: string }[]): Map<string, string> {
+/**
+ * The oracle: every view in `views` copied out with `uniso extract` under DIR/extract/ (view path -> file).
+ * The extracts run `jobs` at a time, in one synchronous call (a small Node script that runs them in parallel).
+ */
+export function extractViews(image: string, dir: string, views: { path: string }[], jobs = 3): Map<string, string> {
   const extracted = new Map<string, string>();
   for (const v of views) {
     const out = path.join(dir, 'extract', v.path);
     fs.mkdirSync(path.dirname(out), { recursive: true });
-    mustUniso(['extract', image, v.path, '-o', out]);
     extracted.set(v.path, out);
   }
+  const script = `
+    const { spawn } = require('node:child_process');
+    const [uniso, image, list, jobs] = process.argv.slice(1);
+    const queue = JSON.parse(list);
+    let failed = 0;
+    const next = () => {
+      const job = queue.shift();
+      if (!job) return Promise.resolve();
+      return new Promise((done) => {
+        const p = spawn(process.execPath, [uniso, 'extract', image, job[0], '-o', job[1]], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        p.stderr.on('data', (d) => { err += d; });
+        p.on('close', (code, sig) => {
+          if (code !== 0) { failed = 1; process.stderr.write('uniso extract ' + image + ' ' + job[0] + ': exit ' + (code ?? sig) + ': ' + err); }
+          done();
+        });
+      }).then(next);
+    };
+    Promise.all(Array.from({ length: Number(jobs) }, next)).then(() => process.exit(failed));
+  `;
+  const r = run(process.execPath, ['-e', script, UNISO, image, JSON.stringify([...extracted]), String(jobs)]);
+  if (r.code !== 0) throw new Error(`extracting the views of ${image} failed: ${r.stderr.trim()}`);
   return extracted;
 }
