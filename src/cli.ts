@@ -6,7 +6,7 @@ import { UserError } from './util/errors';
 
 /** The status of a command ended by a closed pipe, as the shell reports one killed by SIGPIPE. */
 const EXIT_BROKEN_PIPE = 128 + 13;
-import { FORMATS } from './formats';
+import { FORMAT_NAMES } from './formats/names';
 import { Firmware, FIRMWARES } from './formats/context';
 
 /** libdeflate's levels (10 to 12 search near-optimal matches). */
@@ -93,7 +93,7 @@ export function main(argv: string[]): void {
     .option('--disk-size <size>', 'virtual size of the disk images (sparse)', '20G')
     .option('--memory <MB>', 'memory of the virtual machine in the OVF', '1024')
     .option('--ovf-sha1', 'SHA1 manifest for old ESXi (default: SHA256)')
-    .option('--formats <list>', `build only these formats (comma-separated: ${FORMATS.map((f) => f.name).join(',')})`)
+    .option('--formats <list>', `build only these formats (comma-separated: ${FORMAT_NAMES.join(',')})`)
     .addOption(new Option('--firmware <kind>', 'firmware the disk images boot with: bios (MBR), uefi (GPT, EFI system partition) or hybrid (GPT; boots both ways)')
       .choices(FIRMWARES).default('hybrid'))
     .option('--keep-squashfs', "keep the input ISO's squashfs byte for byte (the pool goes beside it: about twice the size)")

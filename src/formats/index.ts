@@ -20,8 +20,13 @@ import { gce } from './gce';
 import { wsl } from './wsl';
 import { vagrant } from './vagrant';
 import { bootDiskPreparer } from './disk/disk';
+import { FORMAT_NAMES } from './names';
 
 export const FORMATS: Format[] = [ovf, vmdk, raw, qcow2, vhd, vhdx, vdi, azure, gce, vagrant, openvz, opennode, proxmox, xen, lxc, wsl, docker];
 
 /** Run before the pool is finished, in this order, for each of their families. */
 export const PREPARERS: Preparer[] = [bootDiskPreparer];
+
+if (FORMATS.map((f) => f.name).join(',') !== FORMAT_NAMES.join(',')) {
+  throw new Error(`formats/names.ts lists ${FORMAT_NAMES.join(',')}, the registry has ${FORMATS.map((f) => f.name).join(',')}`);
+}
