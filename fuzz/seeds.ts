@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { FileSource } from '../src/io/source';
 import { IsoImage } from '../src/iso/iso9660';
 import type { Seed } from './harness';
+import { pseudoRandom } from '../test/lib/fixture';
 
 export const ROOT = path.resolve(__dirname, '..');
 
@@ -18,17 +19,6 @@ export function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): Bu
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${String(r.stderr).trim()}`);
   return r.stdout;
-}
-
-/** Deterministic pseudo-random bytes (xorshift32). */
-function noise(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    b[i] = s & 0xff;
-  }
-  return b;
 }
 
 /**
@@ -42,8 +32,8 @@ export function tinyTree(dir: string): string {
   fs.mkdirSync(path.join(t, 'usr', 'bin'), { recursive: true });
   fs.writeFileSync(path.join(t, 'etc', 'hostname'), 'fuzz\n');
   fs.writeFileSync(path.join(t, 'etc', 'deep', 'er', 'numbers'), Array.from({ length: 3000 }, (_, i) => `${i}\n`).join(''));
-  fs.writeFileSync(path.join(t, 'usr', 'bin', 'prog'), noise(150_000, 7)); // more than one 128 KiB block
-  fs.writeFileSync(path.join(t, 'usr', 'bin', 'tail'), noise(3000, 9)); // a fragment
+  fs.writeFileSync(path.join(t, 'usr', 'bin', 'prog'), pseudoRandom(150_000, 7)); // more than one 128 KiB block
+  fs.writeFileSync(path.join(t, 'usr', 'bin', 'tail'), pseudoRandom(3000, 9)); // a fragment
   fs.symlinkSync('prog', path.join(t, 'usr', 'bin', 'link'));
   fs.symlinkSync('../etc/hostname', path.join(t, 'usr', 'hostname-link'));
   fs.linkSync(path.join(t, 'etc', 'hostname'), path.join(t, 'etc', 'hostname.hard'));
@@ -65,6 +55,15 @@ export function tinyTree(dir: string): string {
 const SQ_HEADER = 96;
 
 /** Hot regions of a squashfs image: the superblock and its tables (inode table to the end). */
+/** A small universal ISO of the tiny tree (built once per seed directory). */
+export function tinyUniversal(dir: string): string {
+  const file = path.join(dir, 'universal.iso');
+  if (!fs.existsSync(file)) {
+    sh(process.execPath, [path.join(ROOT, 'bin', 'uniso'), 'build', tinyTree(dir), '-o', file, '-q', '--name', 'fuzz', '--disk-size', '64M', '--formats', 'lxc']);
+  }
+  return file;
+}
+
 export function squashfsHot(b: Buffer, base = 0): [number, number][] {
   const hot: [number, number][] = [[base, SQ_HEADER]];
   if (b.length >= SQ_HEADER) {

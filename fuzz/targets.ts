@@ -20,7 +20,7 @@ import { Namespace, Node } from '../src/image/namespace';
 import { HttpServer } from '../src/serve/http';
 import { parseRange } from '../src/serve/ranges';
 import { isUserError, Seed, Target } from './harness';
-import { isoHot, makeSquashfs, makeTars, ROOT, sh, squashfsHot, tinyTree } from './seeds';
+import { isoHot, makeSquashfs, makeTars, sh, squashfsHot, tinyTree, tinyUniversal } from './seeds';
 
 const MAX_ENTRIES = 20_000;
 
@@ -184,11 +184,7 @@ const image: Target = {
   clean: (e) => isUserError(e) || (e as Error)?.name === 'BlockCorruptError' || (e as { code?: string })?.code === 'EUNISO_CORRUPT',
   runMs: 2000,
   async seeds(dir) {
-    const tree = tinyTree(dir);
-    const file = path.join(dir, 'universal.iso');
-    if (!fs.existsSync(file)) {
-      sh(process.execPath, [path.join(ROOT, 'bin', 'uniso'), 'build', tree, '-o', file, '-q', '--name', 'fuzz', '--disk-size', '64M', '--formats', 'lxc']);
-    }
+    const file = tinyUniversal(dir);
     const img = await openImage(file);
     try {
       goodImage = await walkImage(img);
@@ -265,11 +261,7 @@ const http: Target = {
   name: 'http',
   about: "uniso serve's HTTP request handling: methods, paths (escapes, dot segments), Range, If-Range, If-None-Match, If-Modified-Since",
   async seeds(dir) {
-    const tree = tinyTree(dir);
-    const file = path.join(dir, 'universal.iso');
-    if (!fs.existsSync(file)) {
-      sh(process.execPath, [path.join(ROOT, 'bin', 'uniso'), 'build', tree, '-o', file, '-q', '--name', 'fuzz', '--disk-size', '64M', '--formats', 'lxc']);
-    }
+    const file = tinyUniversal(dir);
     const img = await openImage(file);
     const hs = new HttpServer(img, { log: () => { /* quiet */ } });
     await hs.listen('127.0.0.1', 0);
