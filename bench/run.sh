@@ -241,6 +241,18 @@ mount_uniso() {
   pid=$(daemon_pid)
   [ -n "$pid" ] || { say "cannot find the uniso daemon's pid"; exit 1; }
 }
+# copy_view REC KIND REP VIEW OUT: cp VIEW out of a fresh daemon (cold, synced); its time and
+# VmHWM recorded with REC (a KIND REP VALUE recorder)
+copy_view() {
+  local rec=$1
+  shift
+  rm -f "$4"
+  mount_uniso
+  "$rec" "$1" "$2" "$(timed cp "$UMNT/$3" "$4")"
+  "$rec" "$1-vmhwm" "$2" "$(vmhwm_kb "$pid")"
+  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+  stop_uniso
+}
 # uniso_build TAG OUT [ARGS...]: `uniso build ISO -o OUT ARGS` from a dropped page
 # cache, timed up to its sync; facts [TAG_]build_start/_end, uniso_[TAG_]build_s and
 # _maxrss_kb; its progress lines, stamped as they arrive, in build-[TAG-]progress.log
@@ -452,15 +464,7 @@ rm -rf "$D"
 mkdir -p "$D"
 : > "$WORK/disk.tsv"
 disk_rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/disk.tsv"; }
-# copy_out KIND REP VIEW OUT: cp VIEW out of a fresh daemon (cold, synced); its time and VmHWM
-copy_out() {
-  rm -f "$4"
-  mount_uniso
-  disk_rec "$1" "$2" "$(timed cp "$UMNT/$3" "$4")"
-  disk_rec "$1-vmhwm" "$2" "$(vmhwm_kb "$pid")"
-  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
-  stop_uniso
-}
+copy_out() { copy_view disk_rec "$@"; } # KIND REP VIEW OUT
 for rep in $(seq 1 "$REPS"); do
   say "disk copy-out, rep $rep/$REPS: uniso OVA and qcow2 (cp from fresh daemons), qemu-img convert x3"
   # uniso: a fresh daemon for each copy, page cache dropped, sync inside the timing
@@ -839,15 +843,7 @@ fact nd_raw_extract_s "$(secs "$t0" "$(now)")"
 fact nd_raw_alloc_bytes "$(du -B1 "$RAWF" | cut -f1)"
 : > "$WORK/newdisk.tsv"
 nd_rec() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/newdisk.tsv"; }
-# nd_copy KIND REP VIEW OUT: cp VIEW out of a fresh daemon (cold, synced); its time and VmHWM
-nd_copy() {
-  rm -f "$4"
-  mount_uniso
-  nd_rec "$1" "$2" "$(timed cp "$UMNT/$3" "$4")"
-  nd_rec "$1-vmhwm" "$2" "$(vmhwm_kb "$pid")"
-  DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
-  stop_uniso
-}
+nd_copy() { copy_view nd_rec "$@"; } # KIND REP VIEW OUT
 for rep in $(seq 1 "$REPS"); do
   say "new disk formats, rep $rep/$REPS: cp of the VHDX, VDI and GCE views (fresh daemons); qemu-img convert -O vhdx, -O vdi; tar -Sczf"
   nd_copy uniso-vhdx "$rep" "$VHDX_REL" "$N/uniso.vhdx"
