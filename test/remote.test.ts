@@ -538,6 +538,17 @@ const cutShort = (s: FaultServer, n: number) => s.log.slice(n).filter((x) => {
   return x.status === 206 && r && x.bytes < r[1] - r[0] + 1;
 });
 
+/** Reads UNCACHED through the mount while the server cuts its answers short (until one was, and a second more); `n`: the log's length before. */
+async function readWhileTruncating(s: FaultServer, mnt: string): Promise<{ n: number; r: Awaited<ReturnType<typeof readFile>> }> {
+  const n = s.log.length;
+  s.fault = 'truncate';
+  const reading = readFile(path.join(mnt, UNCACHED), true, true);
+  await waitUntil(() => cutShort(s, n).length > 0, 5000);
+  await sleep(1000);
+  s.fault = 'none';
+  return { n, r: await reading };
+}
+
 t.test('the server down past the deadline: uncached reads fail with EIO in bounded time, cached ones read right', async (t) => {
   const s = await faultServer(t);
   const m = await mountUrl(t, s.fileUrl);
@@ -582,13 +593,7 @@ t.test('truncated bodies: right bytes or EIO, never wrong bytes', async (t) => {
   t.test('a read while answers are cut short', async (t) => {
     const s = await faultServer(t);
     const m = await mountUrl(t, s.fileUrl);
-    const n = s.log.length;
-    s.fault = 'truncate';
-    const reading = readFile(path.join(m.mnt, UNCACHED), true, true);
-    await waitUntil(() => cutShort(s, n).length > 0, 5000);
-    await sleep(1000);
-    s.fault = 'none';
-    const r = await reading;
+    const { n, r } = await readWhileTruncating(s, m.mnt);
     t.ok(cutShort(s, n).length > 0, `${cutShort(s, n).length} answers were cut short`);
     rightOrEio(t, r, UNCACHED, 'read while bodies were truncated');
     for (const v of [UNCACHED, `raw/${FIXTURE_NAME}.img`, PROXMOX]) {
@@ -618,13 +623,7 @@ t.test('truncated bodies: right bytes or EIO, never wrong bytes', async (t) => {
     t.ok(holes.length >= 3, `removed chunks ${holes.join(', ')} from the cache`);
     t.notOk(holes.some((i) => chunksOnDisk(cacheDir).has(i)), 'the cache no longer lists them');
     const m = await mountUrl(t, s.fileUrl, ['--cache-dir', cacheDir]);
-    const n = s.log.length;
-    s.fault = 'truncate';
-    const reading = readFile(path.join(m.mnt, UNCACHED), true, true);
-    await waitUntil(() => cutShort(s, n).length > 0, 5000);
-    await sleep(1000);
-    s.fault = 'none';
-    const r = await reading;
+    const { n, r } = await readWhileTruncating(s, m.mnt);
     const cut = cutShort(s, n);
     t.ok(cut.some((e) => { const [a, z] = rangeOf(e.range)!; return z - a + 1 === CHUNK; }),
       `single-chunk answers were cut short (${cut.map((e) => `${e.range}: ${e.bytes}`).join(', ')})`);
