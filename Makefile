@@ -64,9 +64,10 @@ fuzz: build
 	$(NODE) node_modules/.bin/tsc -p fuzz/tsconfig.json
 	$(NODE) -r @isaacs/ts-node-temp-fork-for-pr-2009/register/transpile-only fuzz/run.ts
 
-# vm-test runs them all (-k: past a failing one) and fails if any failed.
+# vm-test boots them all on one mount, one QEMU per core (BOOT_JOBS), past a
+# failing one, and fails if any failed.
 vm-test: build
-	@$(MAKE) --no-print-directory -k $(addprefix vm-test-,$(VM_TEST_BIOS)) vm-test-uefi vm-test-live
+	vm-images/vm-test.sh live $(VM_TEST_BIOS) $(addprefix uefi-,$(VM_TEST_UEFI))
 
 # one mount, every UEFI boot (a missing view fails, the others still boot)
 vm-test-uefi: build

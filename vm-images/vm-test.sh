@@ -23,8 +23,9 @@
 # A view missing from the mount fails (FAILED: no ... view in the mount).
 # A new disk view: one line in VIEWS below (and its name in the Makefile's
 # VM_TEST_BIOS / VM_TEST_UEFI).
-# Environment: BOOT_TIMEOUT (seconds per boot, default 180). Runs hold a lock,
-# so parallel make jobs take turns on the one mount point.
+# Environment: BOOT_TIMEOUT (seconds per boot, default 180), BOOT_JOBS (boots
+# at once, default: the number of cores; each boot's output is printed when it
+# ends). Runs hold a lock, so parallel make jobs take turns on the one mount point.
 set -euo pipefail
 # The disk views: FORMAT -> "DIR PATTERN QEMU-FORMAT" (MNT/DIR/PATTERN, qemu -drive format=)
 declare -A VIEWS=(
@@ -112,13 +113,18 @@ boot_live() { # NAME ISO
   return 1
 }
 
-# 3. boot each view.
-failed=()
-for f in "${FORMATS[@]}"; do
+# 3. boot each view: BOOT_JOBS at a time (one QEMU per core), each boot's
+# output kept until it ends and then printed whole, in the order they end.
+JOBS=${BOOT_JOBS:-$(nproc)}
+case $JOBS in ''|*[!0-9]*|0) echo "vm-test: BOOT_JOBS must be a whole number >= 1" >&2; exit 2 ;; esac
+RUNS=$(mktemp -d /tmp/vm-test.XXXXXX)
+trap 'cleanup; rm -rf "$RUNS"' EXIT
+boot_one() { # FORMAT: boots every view it names; its status is the boots'
+  local f=$1 view fw dir pattern qfmt views v rc=0
   if [ "$f" = live ]; then
-    boot_live "the appliance ISO (conventional)" "$ISO" || failed+=(live)
-    boot_live "the universal ISO" "$UNI" || failed+=(live)
-    continue
+    boot_live "the appliance ISO (conventional)" "$ISO" || rc=1
+    boot_live "the universal ISO" "$UNI" || rc=1
+    return $rc
   fi
   view=${f#uefi-} fw=bios
   [ "$view" = "$f" ] || fw=uefi
@@ -129,14 +135,34 @@ for f in "${FORMATS[@]}"; do
   if [ ${#views[@]} = 0 ]; then
     echo "vm-test: $f: FAILED: no $view view in the mount: nothing matches $MNT/$dir/$pattern"
     echo "vm-test: the mount has: $(cd "$MNT" && ls -d -- * 2>/dev/null | tr '\n' ' ')"
-    failed+=("$f")
-    continue
+    return 1
   fi
   for v in "${views[@]}"; do
-    say "$f: booting $v ($(stat -c %s "$v") bytes, format $qfmt, $fw)"
-    if vm-images/boot-test.sh "$v" "$qfmt" "$TIMEOUT" "$fw"; then :; else failed+=("$f"); fi
+    echo "vm-test: $f: booting $v ($(stat -c %s "$v") bytes, format $qfmt, $fw)"
+    vm-images/boot-test.sh "$v" "$qfmt" "$TIMEOUT" "$fw" || rc=1
   done
+  return $rc
+}
+# Prints the boots that ended (their whole output) and records failures.
+reap() {
+  local r f
+  for r in "$RUNS"/*.rc; do
+    [ -e "$r" ] || continue
+    f=$(basename "$r" .rc)
+    cat "$RUNS/$f.out"
+    [ "$(cat "$r")" = 0 ] || failed+=("$f")
+    rm -f "$r" "$RUNS/$f.out"
+  done
+}
+failed=()
+running=0
+for f in "${FORMATS[@]}"; do
+  if [ "$running" -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); reap; fi
+  ( rc=0; boot_one "$f" > "$RUNS/$f.out" 2>&1 || rc=$?; echo $rc > "$RUNS/$f.rc.tmp"; mv "$RUNS/$f.rc.tmp" "$RUNS/$f.rc" ) &
+  running=$((running + 1))
 done
+wait
+reap
 if [ ${#failed[@]} -gt 0 ]; then
   echo "vm-test: FAILED: ${failed[*]}"
   exit 1
