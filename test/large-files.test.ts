@@ -31,7 +31,10 @@ import { IsoImage } from '../src/iso/iso9660';
 import { ByteSource, FileSource } from '../src/io/source';
 import { ingestTar } from '../src/ingest/tar';
 import { PoolWriter } from '../src/pool/writer';
-import { FLAG_RAW } from '../src/pool/format';
+import { BlockStore, blockTableFrom } from '../src/pool/reader';
+import { deflateSegmentSize, FLAG_RAW } from '../src/pool/format';
+import { RecipeBuilder } from '../src/recipe/recipe';
+import { RecipeReader } from '../src/recipe/reader';
 import { tarHeader } from '../src/formats/tar';
 import { EntryType } from '../src/tree';
 import { must, mustUniso, mount, pseudoRandom, readAt, tempDir } from './lib/fixture';
@@ -171,6 +174,43 @@ t.test('the ISO reader: a file of several extents is the records with its ISO 96
   const b = Buffer.alloc(2 * SECTOR + 100);
   t.equal(await img.open(kids[0]).pread(b, 0), b.length, 'read whole');
   t.ok(b.equals(Buffer.concat([Buffer.alloc(SECTOR, 20), Buffer.alloc(SECTOR, 22), Buffer.alloc(100, 21)])), 'its bytes: the sections in turn');
+});
+
+t.test('the addon\'s spliced read of a view that includes bytes past 4 GiB of another (a tar of a large disk)', async (t) => {
+  const dir = tempDir(t, 'bigiso-');
+  const pool = new PoolWriter(path.join(dir, 'pool.bin'), 6);
+  const w = pool.file();
+  await w.write(Buffer.concat([Buffer.from('a line of text\n'.repeat(5000)), pseudoRandom(70000, 6)]));
+  const c = await w.end();
+  await pool.finish();
+  fs.readFileSync(pool.path); // into the page cache: the addon reads only what is cached
+  const src = FileSource.open(pool.path);
+  t.teardown(() => src.close());
+  const disk = new RecipeBuilder(); // 6 GiB, a few bytes past 5 GiB
+  disk.zero(5 * GiB);
+  disk.literal(Buffer.from('past 5 GiB'));
+  disk.zero(GiB);
+  const sub = disk.build();
+  const rb = new RecipeBuilder();
+  rb.literal(Buffer.from('<head>'));
+  for (const id of c.blocks) rb.deflate(id, deflateSegmentSize(pool.blocks[id - 1]));
+  rb.include(sub, 5 * GiB - 3, 5 * GiB + 13);
+  rb.literal(Buffer.from('<end>'));
+  const r = rb.build();
+  const store = () => new BlockStore(src, blockTableFrom(pool.blocks, src.size));
+  const expected = Buffer.alloc(r.size);
+  t.equal(await new RecipeReader(r, store(), { nativeSplice: false }).pread(expected, 0), r.size, 'JavaScript path');
+  t.ok(expected.includes(Buffer.from('\0\0\0past 5 GiB\0\0\0<end>')), 'the included bytes');
+  const splice = store().nativeSplicer(r);
+  t.ok(splice, 'the addon takes the view (was: none for a view with an offset past 4 GiB anywhere)');
+  const incAt = r.size - 16 - 5;
+  const head = Buffer.alloc(incAt);
+  t.equal(splice!(head, 0), incAt, 'a read before the include: the addon\'s');
+  t.ok(head.equals(expected.subarray(0, incAt)), 'its bytes');
+  t.equal(splice!(Buffer.alloc(30), incAt - 10), -1, 'a read touching the include: left to the JavaScript path');
+  const viaReader = Buffer.alloc(r.size);
+  t.equal(await new RecipeReader(r, store()).pread(viaReader, 0), r.size, 'RecipeReader with the addon');
+  t.ok(viaReader.equals(expected), 'the same bytes');
 });
 
 /** The stored bytes of a pool block, inflated. */
