@@ -1,14 +1,17 @@
 // Files of 4 GiB and more (issue 14): ISO 9660 directory records hold a
 // 32-bit extent length, so such a file is several directory records, the
-// multi-extent flag set on all but the last (ECMA-119 9.1.6, 6.5.1); xorriso
+// multi-extent flag set on all but the last (ECMA-119 9.1.6); xorriso
 // (libisofs) cuts extents of 4 GiB - 2 KiB. Checked here, cheaply (sparse
 // files, generated streams):
-// - the ISO writer (src/iso/writer.ts) with a 4.25 GiB file in /uniso: xorriso's
-//   listing and extents, bytes across the extent boundary as xorriso
-//   (-extract_cut) reads them, uniso's ISO reader
-//   (one entry, its extents and bytes; on a local file and on a byte-range
-//   source); the kernel's isofs reads a multi-extent file in make test-large's
-//   live boot (the host's kernel may have no isofs);
+// - the ISO writer (src/iso/writer.ts) with a 4.25 GiB file in /uniso:
+//   xorriso's listing and extents, bytes across the extent boundary as
+//   xorriso (-extract_cut) reads them, uniso's ISO reader (one entry, its
+//   extents and bytes; on a local file and on a byte-range source); the
+//   kernel's isofs reads a multi-extent file in make test-large's live boot
+//   (the host's kernel may have no isofs);
+// - the ISO reader on hand-made records: sections joined by their ISO 9660
+//   name, the Rock Ridge name on the first only;
+// - the addon's spliced read of a view with an include offset past 4 GiB;
 // - tar input: a dense member over 8 GiB with a GNU base-256 size field, one
 //   with a pax size record (read from generated streams, no disk);
 // - the tar writer's header for a member over 8 GiB (pax size, base-256
@@ -176,7 +179,7 @@ t.test('the ISO reader: a file of several extents is the records with its ISO 96
   t.ok(b.equals(Buffer.concat([Buffer.alloc(SECTOR, 20), Buffer.alloc(SECTOR, 22), Buffer.alloc(100, 21)])), 'its bytes: the sections in turn');
 });
 
-t.test('the addon\'s spliced read of a view that includes bytes past 4 GiB of another (a tar of a large disk)', async (t) => {
+t.test('the addon\'s spliced read of a view that includes bytes past 4 GiB of another (a range of a large disk)', async (t) => {
   const dir = tempDir(t, 'bigiso-');
   const pool = new PoolWriter(path.join(dir, 'pool.bin'), 6);
   const w = pool.file();
