@@ -18,8 +18,9 @@
 #      file against the source (the host kernel may lack isofs: the guest's
 #      checks it, step 6);
 #   4. the FUSE mount: cmp of the big file through rootfs/, through the docker
-#      view's layer tar (tar -xO), through the lxc squashfs view (loop mount)
-#      and through the raw disk view's ext4 (debugfs dump; e2fsck -fn);
+#      view's layer tar (tar -xO), through the lxc squashfs view (loop mount),
+#      through the lxc tar.gz (gzip -dc, tar -xO) and through the raw
+#      disk view's ext4 (debugfs dump; e2fsck -fn);
 #   5. boots the universal ISO live from CD in QEMU (boot-test.sh, BIOS): the
 #      marker must come from the loop-mounted squashfs, and the guest's sizes
 #      and MD5s must be the host's.
@@ -166,6 +167,11 @@ if [ -d "$MNT/lxc" ]; then
   cmp "$WORK/sq/srv/big.bin" "$BIG" || die "lxc squashfs view: srv/big.bin differs"
   step "lxc squashfs view: unsquashfs lists $SIZE bytes; loop-mounted, identical ($((SECONDS - C0)) s)"
   umount "$WORK/sq"; unset 'MOUNTS[-1]'
+  # the unified tar.gz: spliced deflate over 4 GiB (gzip -dc checks the trailer: CRC-32, size mod 2^32)
+  G=$(ls "$MNT"/lxc/*-incus.tar.gz)
+  C0=$SECONDS
+  gzip -dc "$G" | tar -xOf - rootfs/srv/big.bin | cmp - "$BIG" || die "lxc tar.gz view: gzip -dc, or rootfs/srv/big.bin differs"
+  step "lxc tar.gz view ($(stat -c %s "$G") bytes): gzip -dc (trailer checked) | tar -xO identical ($((SECONDS - C0)) s)"
 fi
 if [ -d "$MNT/raw" ]; then
   R=$(ls "$MNT"/raw/*.img)
