@@ -86,7 +86,9 @@ export class IsoImage {
     const data = Buffer.alloc(dir.size);
     await preadFully(this.src, data, dir.extents[0][0], this.name);
     const out: IsoEntry[] = [];
-    let pending: IsoEntry | undefined;
+    // a file of several extents (ECMA-119 9.1.6: every record but the last has the multi-extent flag) is
+    // consecutive records with the same ISO 9660 name; its Rock Ridge name is taken from the first
+    let pending: { entry: IsoEntry; isoName: string } | undefined;
     for (let sec = 0; sec < data.length; sec += SECTOR) {
       let o = sec;
       const end = Math.min(sec + SECTOR, data.length);
@@ -96,14 +98,14 @@ export class IsoImage {
         if (!r) throw fileError(this.name, 'damaged ISO directory record');
         o += r.len;
         if (r.isoName === '\0' || r.isoName === '\x01') continue; // . and ..
-        const name = this.rockRidge ? (await this.rrName(r)) ?? isoFallbackName(r.isoName) : isoFallbackName(r.isoName);
         const ext: [number, number] = [r.lba * SECTOR, r.size];
-        if (pending && pending.name === name) {
-          pending.extents.push(ext);
-          pending.size += r.size;
+        if (pending && pending.isoName === r.isoName) {
+          pending.entry.extents.push(ext);
+          pending.entry.size += r.size;
         } else {
-          pending = { name, isDir: (r.flags & FLAG_DIRECTORY) !== 0, size: r.size, extents: [ext] };
-          out.push(pending);
+          const name = this.rockRidge ? (await this.rrName(r)) ?? isoFallbackName(r.isoName) : isoFallbackName(r.isoName);
+          pending = { entry: { name, isDir: (r.flags & FLAG_DIRECTORY) !== 0, size: r.size, extents: [ext] }, isoName: r.isoName };
+          out.push(pending.entry);
         }
         if (!(r.flags & FLAG_MULTI_EXTENT)) pending = undefined;
       }

@@ -23,6 +23,7 @@ import { crc32 } from '../checksum/crc32';
 import { ByteSource, preadEach } from '../io/source';
 import { lastAtOrBefore } from '../util/search';
 import { NativeAddon, nativeIfBuilt } from '../native';
+import { SegKind } from '../recipe/recipe';
 import { blockDigest, DIGEST_BYTES } from './digests';
 import {
   BlockInfo, Check, deflateSegmentSize, FLAG_RAW, InflateStatus, POOL_BLOCK, RUN_GAP_MAX, STORED_HEADER, STORED_MAX, storedCheck, storedCheckOf,
@@ -324,9 +325,17 @@ export class BlockStore {
     if (!addon || !ext) return undefined;
     const extents = new Float64Array(4 * ext.length);
     ext.forEach((e, i) => extents.set([e.at, e.fd, e.pos, e.len], 4 * i));
-    // the addon splices only zero, literal and deflate segments, whose offsets fit 32 bits
-    if (r.offs.some((o) => o > 0xffffffff)) return undefined;
-    const ctx = addon.spliceContext(extents, r.size, r.starts, r.kinds, r.args, Uint32Array.from(r.offs), r.litData, r.litStart,
+    // the addon splices only zero, literal and deflate segments (it answers -1 for a read that
+    // touches another), whose offsets fit 32 bits; an include's offset (which may pass 4 GiB: a
+    // tar of a large disk) is never read there, and goes as 0
+    const offs = new Uint32Array(r.kinds.length);
+    for (let i = 0; i < offs.length; i++) {
+      if (r.kinds[i] === SegKind.Literal || r.kinds[i] === SegKind.Deflate) {
+        if (r.offs[i] > 0xffffffff) return undefined;
+        offs[i] = r.offs[i];
+      }
+    }
+    const ctx = addon.spliceContext(extents, r.size, r.starts, r.kinds, r.args, offs, r.litData, r.litStart,
       t.offset, t.csize, t.usize, t.flags, t.sxh, this.storedState);
     return (buf, pos) => addon.spliceRead(ctx, buf, pos);
   }
