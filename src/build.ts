@@ -112,7 +112,8 @@ interface Build {
 
 /** The trees a build ingested: the base tree, and the families' variant trees. */
 interface Trees {
-  input: Ingested;
+  /** what the input was (its tree, as ingested, is not kept: `base` is its renumbered copy) */
+  input: Omit<Ingested, 'tree'>;
   base: Tree;
   families: Map<Family, Tree>;
   overlays: Map<Family, Tree>;
@@ -127,8 +128,8 @@ interface PoolLayout {
   blocks: BlockInfo[];
   /** the pool's files, in pool order: local file, and where it goes */
   parts: { file: string; part: PoolPart }[];
-  /** the base tree's squashfs (block ids as in `blocks`) */
-  squashfs: SquashfsImage;
+  /** the base tree's squashfs as a recipe over `blocks` (its layout is not kept) */
+  squashfs: { recipe: Recipe; inodes: number; copies: number; zlibHeader: Buffer };
   /** SHA-256 of the squashfs file on the ISO (undefined with --keep-squashfs: the input's is kept) */
   squashfsSha256?: string;
   /** input ISO files replaced, and the local files put in their place */
@@ -275,6 +276,7 @@ async function ingestTrees(b: Build): Promise<Trees> {
     if (t) families.set(fam, t.renumbered());
   }
   const base = input.tree.renumbered();
+  const { tree: _ingested, ...inputInfo } = input;
   const of = (fam: Family) => families.get(fam) ?? base;
   const ids = new WeakMap<Tree, number>();
   let next = 1;
@@ -283,7 +285,7 @@ async function ingestTrees(b: Build): Promise<Trees> {
     if (!ids.has(t)) ids.set(t, next++);
     return String(ids.get(t));
   };
-  return { input, base, families, overlays, of, key };
+  return { input: inputInfo, base, families, overlays, of, key };
 }
 
 /** The appliance's names, from --name or the input's file name, and its /etc/debian_version. */
@@ -340,11 +342,13 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
   b.progress.phase('laying out the squashfs');
   const image = layoutSquashfs(trees.base, pool.blocks, squashOpts);
   for (const w of image.warnings) b.warn(w);
+  const kept = (img: SquashfsImage, blocks: BlockInfo[]): PoolLayout['squashfs'] =>
+    ({ recipe: squashfsRecipe(img, blocks), inodes: img.inodes, copies: img.copies, zlibHeader: img.zlibHeader });
   if (opts.keepSquashfs) {
     fs.renameSync(pool.path, sidePath);
     const size = fs.statSync(sidePath).size;
     return {
-      blocks: pool.blocks, squashfs: image, replaced: [],
+      blocks: pool.blocks, squashfs: kept(image, pool.blocks), replaced: [],
       parts: [{ file: sidePath, part: { path: `${UNISO_DIR}/${POOL_NAME}`, size, at: 0, role: 'side' } }],
     };
   }
@@ -409,9 +413,9 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
         blocks.push({ offset: o.at, csize: o.data.length, usize: o.data.length, flags: FLAG_RAW, sxh: storedCheck(o.data), crc32: crc32(o.data), adler32: adler32(o.data) });
         continue;
       }
-      const info = { ...old[o - 1] };
+      const info = old[o - 1]; // the pool's record, moved to its place in the new order
       if (k < inSquashfs) {
-        info.offset = image.placed.get(o)!;
+        info.offset = image.placed[o];
       } else {
         const data = stored(o);
         for (let w = 0; w < data.length;) w += fs.writeSync(sideFd, data, w, data.length - w, sideBytes + w);
@@ -426,11 +430,10 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
   }
   fs.rmSync(pool.path);
   for (const c of pool.contents) for (let k = 0; k < c.blocks.length; k++) c.blocks[k] = newId[c.blocks[k]];
+  old.length = 0; // the records now live in `blocks` only
   const squashIsoPath = isIso ? trees.input.rootSquashfs! : `${UNISO_DIR}/${ROOTFS_SQUASHFS_NAME}`;
-  const placed = new Map<number, number>();
-  for (const [id, pos] of image.placed) placed.set(newId[id], pos);
   return {
-    blocks, squashfs: { ...image, pieces, placed }, squashfsSha256,
+    blocks, squashfs: kept({ ...image, pieces }, blocks), squashfsSha256,
     replaced: isIso ? [{ isoPath: squashIsoPath, file: squashPath, oldSize: trees.input.rootSquashfsSize ?? 0 }] : [],
     parts: [
       { file: squashPath, part: { path: squashIsoPath, size: image.size, at: 0, role: 'squashfs' } },
@@ -473,7 +476,7 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
     }
     return p;
   };
-  const baseSquashfs = squashfsRecipe(layout.squashfs, layout.blocks);
+  const baseSquashfs = layout.squashfs.recipe;
   const squashfsOf = (fam: Family): Recipe => {
     const t = trees.of(fam);
     if (t === trees.base) return baseSquashfs;

@@ -37,12 +37,15 @@ export interface Inode {
   rdevMinor: number;
   target?: string; // symlink target (latin1 bytes)
   content?: Content; // regular files
-  xattrs: Xattr[]; // sorted by name
+  xattrs: readonly Xattr[]; // sorted by name; never changed in place (trees share the lists)
   sparse: boolean; // the source stored holes for this file
   nlink: number; // number of directory entries naming it (dirs: 2 + subdirs)
 }
 
 export const BLOCK_SIZE = 65536;
+
+/** The empty xattr list every inode without xattrs shares. */
+export const NO_XATTRS: readonly Xattr[] = Object.freeze([]);
 
 /** Whole seconds of a time in nanoseconds, rounded down (pre-1970 times too). */
 export function floorSeconds(ns: bigint): bigint {
@@ -78,9 +81,14 @@ export class Tree {
   constructor(rootMode = 0o755, rootMtimeNs = 0n) {
     this.inodes.set(ROOT_INO, {
       ino: ROOT_INO, type: EntryType.Dir, mode: rootMode, uid: 0, gid: 0, mtimeNs: rootMtimeNs,
-      rdevMajor: 0, rdevMinor: 0, xattrs: [], sparse: false, nlink: 2,
+      rdevMajor: 0, rdevMinor: 0, xattrs: NO_XATTRS, sparse: false, nlink: 2,
     });
     this.dirs.set(ROOT_INO, new Map());
+  }
+
+  /** One more than the highest inode number ever given: an index limit for per-inode typed arrays. */
+  get inoLimit(): number {
+    return this.nextIno;
   }
 
   get root(): Inode {
@@ -165,7 +173,7 @@ export class Tree {
       if (next === undefined) {
         const inode = this.newInode({
           type: EntryType.Dir, mode: 0o755, uid: 0, gid: 0, mtimeNs,
-          rdevMajor: 0, rdevMinor: 0, xattrs: [], sparse: false,
+          rdevMajor: 0, rdevMinor: 0, xattrs: NO_XATTRS, sparse: false,
         });
         this.link(ino, part, inode.ino);
         next = inode.ino;
@@ -228,6 +236,21 @@ export class Tree {
     }
     return t;
   }
+
+  /**
+   * Deep copy of the tree's structure: inodes and directories are copied,
+   * contents and xattr lists (never changed in place) are shared. New
+   * inodes of the copy are numbered after every number this tree gave.
+   */
+  clone(): Tree {
+    const t = new Tree();
+    t.inodes.clear();
+    t.dirs.clear();
+    for (const [ino, i] of this.inodes) t.inodes.set(ino, { ...i });
+    for (const [ino, d] of this.dirs) t.dirs.set(ino, new Map(d));
+    t.nextIno = this.nextIno;
+    return t;
+  }
 }
 
 /** Split a relative or absolute path into components, dropping '' and '.'. */
@@ -235,16 +258,6 @@ export function splitPath(p: string): string[] {
   return p.split('/').filter((x) => x !== '' && x !== '.');
 }
 
-/** Deep copy of a tree's structure (contents are immutable and shared). */
-export function cloneTree(src: Tree): Tree {
-  const t = new Tree();
-  t.inodes.clear();
-  t.dirs.clear();
-  for (const [ino, i] of src.inodes) t.inodes.set(ino, { ...i, xattrs: [...i.xattrs] });
-  for (const [ino, d] of src.dirs) t.dirs.set(ino, new Map(d));
-  (t as unknown as { nextIno: number }).nextIno = Math.max(...src.inodes.keys()) + 1;
-  return t;
-}
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
@@ -260,7 +273,7 @@ function isOverlayfsWhiteout(i: Inode): boolean {
  * OCI/AUFS (".wh.NAME", and ".wh..wh..opq" to hide a whole directory).
  */
 export function applyOverlay(base: Tree, overlay: Tree): Tree {
-  const t = cloneTree(base);
+  const t = base.clone();
   const map = new Map<number, number>([[ROOT_INO, ROOT_INO]]);
   const clearIfOpaque = (overlayDir: number, treeDir: number) => {
     if (overlay.children(overlayDir).has(OPAQUE_MARKER)) {
@@ -291,17 +304,17 @@ export function applyOverlay(base: Tree, overlay: Tree): Tree {
       const existing = t.children(tParent).get(name);
       if (existing !== undefined && t.inodes.get(existing)!.type === EntryType.Dir) {
         const e = t.inodes.get(existing)!;
-        Object.assign(e, { mode: fields.mode, uid: fields.uid, gid: fields.gid, mtimeNs: fields.mtimeNs, xattrs: [...fields.xattrs] });
+        Object.assign(e, { mode: fields.mode, uid: fields.uid, gid: fields.gid, mtimeNs: fields.mtimeNs, xattrs: fields.xattrs });
         map.set(inode.ino, existing);
         clearIfOpaque(inode.ino, existing);
         continue;
       }
-      const d = t.newInode({ ...fields, xattrs: [...fields.xattrs] });
+      const d = t.newInode(fields);
       t.link(tParent, name, d.ino);
       map.set(inode.ino, d.ino);
       continue;
     }
-    const n = t.newInode({ ...fields, xattrs: [...fields.xattrs] });
+    const n = t.newInode(fields);
     t.link(tParent, name, n.ino);
     map.set(inode.ino, n.ino);
   }
