@@ -468,10 +468,11 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
 ): Promise<{ list: ViewOut[]; sha: Map<Recipe, Promise<string>>; baseSquashfs: Recipe }> {
   // formats asking for a digest (the OVF manifest, the docker layer) and the views share each one
   const sha = new Map<Recipe, Promise<string>>();
-  const sha256Of = (r: Recipe): Promise<string> => {
+  // a format waits for the digests it asks for: those go before the views' queued ones
+  const sha256Of = (r: Recipe, urgent = false): Promise<string> => {
     let p = sha.get(r);
     if (!p) {
-      sha.set(r, (p = hashPool.digest(r)));
+      sha.set(r, (p = hashPool.digest(r, 'sha256', urgent)));
       p.catch(() => { /* reported where it is awaited */ });
     }
     return p;
@@ -488,7 +489,7 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
   };
   const ctx: FormatContext = {
     names, options, tree: trees.of, treeKey: trees.key, blocks: layout.blocks, gzip: new GzipCompiler(layout.blocks, inflated), mtimeSec,
-    sha256: sha256Of, hash: (r, alg) => hashPool.digest(r, alg), squashfs: squashfsOf, memo: b.memo, warn: b.warn,
+    sha256: (r) => sha256Of(r, true), hash: (r, alg) => hashPool.digest(r, alg, true), squashfs: squashfsOf, memo: b.memo, warn: b.warn,
   };
   b.progress.phase('building views');
   const list: ViewOut[] = [];

@@ -202,6 +202,23 @@ export class Tree {
     }
   }
 
+  /**
+   * The same walk without the paths (a path array per entry costs memory
+   * and time on large trees): (inode, parent ino, name). Root first.
+   */
+  *walkEntries(): Generator<{ inode: Inode; parent: number; name: string }> {
+    const stack: { ino: number; parent: number; name: string }[] = [{ ino: ROOT_INO, parent: ROOT_INO, name: '' }];
+    while (stack.length) {
+      const e = stack.pop()!;
+      const inode = this.inodes.get(e.ino)!;
+      yield { inode, parent: e.parent, name: e.name };
+      if (inode.type === EntryType.Dir) {
+        const kids = this.sortedChildren(e.ino);
+        for (let i = kids.length - 1; i >= 0; i--) stack.push({ ino: kids[i][1], parent: e.ino, name: kids[i][0] });
+      }
+    }
+  }
+
   get entryCount(): number {
     let n = 0;
     for (const d of this.dirs.values()) n += d.size;
@@ -224,7 +241,7 @@ export class Tree {
     const map = new Map<number, number>();
     map.set(ROOT_INO, ROOT_INO);
     Object.assign(t.root, { ...this.root, ino: ROOT_INO, nlink: 2 });
-    for (const { inode, parent, name } of this.walk()) {
+    for (const { inode, parent, name } of this.walkEntries()) {
       if (inode.ino === ROOT_INO) continue;
       let newIno = map.get(inode.ino);
       if (newIno === undefined) {
@@ -281,7 +298,7 @@ export function applyOverlay(base: Tree, overlay: Tree): Tree {
     }
   };
   clearIfOpaque(ROOT_INO, ROOT_INO);
-  for (const { inode, parent, name } of overlay.walk()) {
+  for (const { inode, parent, name } of overlay.walkEntries()) {
     if (inode.ino === ROOT_INO) continue;
     const tParent = map.get(parent);
     if (tParent === undefined) continue; // under a deleted path

@@ -15,8 +15,8 @@ const { poolFiles, table } = workerData as { poolFiles: string[]; table: BlockTa
 const source = FileSource.concat('pool', poolFiles.map((f) => FileSource.open(f)));
 const blocks = new BlockStore(source, table, { name: poolFiles.join(' + '), cacheBytes: CACHE_BYTES });
 
-interface Job { id: number; alg: string; recipes: Uint8Array[] }
-/** Jobs not started yet, in the order they came: one runs at a time, so only its recipe is loaded. */
+interface Job { id: number; alg: string; urgent: boolean; recipes: Uint8Array[] }
+/** Jobs not started yet, in the order they came (urgent ones first): one runs at a time, so only its recipe is loaded. */
 const queue: Job[] = [];
 let running = false;
 
@@ -49,6 +49,7 @@ async function drain(): Promise<void> {
 }
 
 parentPort!.on('message', (m: Job) => {
-  queue.push(m);
+  const at = m.urgent ? queue.findIndex((j) => !j.urgent) : -1;
+  queue.splice(at < 0 ? queue.length : at, 0, m);
   if (!running) void drain();
 });
