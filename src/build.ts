@@ -108,6 +108,8 @@ interface Build {
   stageDir: string; // becomes /uniso on the ISO
   pool: PoolWriter;
   memo<T>(key: string, make: () => T): T;
+  /** Let a memoized value go (made again if asked for later). */
+  forget(key: string): void;
 }
 
 /** The trees a build ingested: the base tree, and the families' variant trees. */
@@ -160,6 +162,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         if (!memo.has(key)) memo.set(key, make());
         return memo.get(key) as T;
       },
+      forget: (key) => { memo.delete(key); },
     };
     const trees = await ingestTrees(b);
     if (opts.keepSquashfs && trees.input.kind !== 'iso') {
@@ -487,16 +490,34 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
       return squashfsRecipe(image, layout.blocks);
     });
   };
+  // What formats memoize (a disk image, a shared tarball) is let go once no format left to
+  // build has the family of one that asked for it (the disk images before the container formats).
+  const usedBy = new Map<string, Set<Family>>();
+  let building: Family | undefined;
+  const memo = <T>(key: string, make: () => T): T => {
+    if (building) {
+      const families = usedBy.get(key) ?? new Set<Family>();
+      usedBy.set(key, families.add(building));
+    }
+    return b.memo(key, make);
+  };
   const ctx: FormatContext = {
     names, options, tree: trees.of, treeKey: trees.key, blocks: layout.blocks, gzip: new GzipCompiler(layout.blocks, inflated), mtimeSec,
-    sha256: (r) => sha256Of(r, true), hash: (r, alg) => hashPool.digest(r, alg, true), squashfs: squashfsOf, memo: b.memo, warn: b.warn,
+    sha256: (r) => sha256Of(r, true), hash: (r, alg) => hashPool.digest(r, alg, true), squashfs: squashfsOf, memo, warn: b.warn,
   };
   b.progress.phase('building views');
   const list: ViewOut[] = [];
-  for (const f of selected) {
+  for (const [i, f] of selected.entries()) {
+    building = f.family;
     for (const v of await f.build(ctx)) {
       list.push(v);
       void sha256Of(v.recipe);
+    }
+    const later = new Set(selected.slice(i + 1).map((g) => g.family));
+    for (const [key, families] of usedBy) {
+      if ([...families].some((fam) => later.has(fam))) continue;
+      b.forget(key);
+      usedBy.delete(key);
     }
   }
   if (layout.squashfsSha256) void sha256Of(baseSquashfs);

@@ -178,9 +178,11 @@ export function directoryBytes(root: string): number {
       const st = fs.lstatSync(p);
       if (st.isDirectory()) stack.push(p);
       else if (st.isFile()) {
-        const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
+        if (st.nlink > 1) { // only a file with more names can be met again
+          const key = `${st.dev}:${st.ino}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
         total += Math.min(st.size, st.blocks * 512);
       }
     }
