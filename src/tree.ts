@@ -42,6 +42,19 @@ export interface Inode {
   nlink: number; // number of directory entries naming it (dirs: 2 + subdirs)
 }
 
+/**
+ * An inode record with every field in one fixed order: all inodes share one
+ * object shape, their fields held in the object itself (an object made by
+ * spreading keeps them in a separate property array: ~90 bytes more per
+ * inode, per tree).
+ */
+function inodeOf(f: Omit<Inode, 'ino' | 'nlink'>, ino: number, nlink: number): Inode {
+  return {
+    ino, type: f.type, mode: f.mode, uid: f.uid, gid: f.gid, mtimeNs: f.mtimeNs, rdevMajor: f.rdevMajor, rdevMinor: f.rdevMinor,
+    target: f.target, content: f.content, xattrs: f.xattrs, sparse: f.sparse, nlink,
+  };
+}
+
 export const BLOCK_SIZE = 65536;
 
 /** The empty xattr list every inode without xattrs shares. */
@@ -79,10 +92,10 @@ export class Tree {
   private nextIno = 2;
 
   constructor(rootMode = 0o755, rootMtimeNs = 0n) {
-    this.inodes.set(ROOT_INO, {
-      ino: ROOT_INO, type: EntryType.Dir, mode: rootMode, uid: 0, gid: 0, mtimeNs: rootMtimeNs,
-      rdevMajor: 0, rdevMinor: 0, xattrs: NO_XATTRS, sparse: false, nlink: 2,
-    });
+    this.inodes.set(ROOT_INO, inodeOf({
+      type: EntryType.Dir, mode: rootMode, uid: 0, gid: 0, mtimeNs: rootMtimeNs,
+      rdevMajor: 0, rdevMinor: 0, xattrs: NO_XATTRS, sparse: false,
+    }, ROOT_INO, 2));
     this.dirs.set(ROOT_INO, new Map());
   }
 
@@ -96,7 +109,7 @@ export class Tree {
   }
 
   newInode(fields: Omit<Inode, 'ino' | 'nlink'>): Inode {
-    const inode: Inode = { ...fields, ino: this.nextIno++, nlink: 0 };
+    const inode = inodeOf(fields, this.nextIno++, 0);
     this.inodes.set(inode.ino, inode);
     if (inode.type === EntryType.Dir) this.dirs.set(inode.ino, new Map());
     return inode;
@@ -263,7 +276,7 @@ export class Tree {
     const t = new Tree();
     t.inodes.clear();
     t.dirs.clear();
-    for (const [ino, i] of this.inodes) t.inodes.set(ino, { ...i });
+    for (const [ino, i] of this.inodes) t.inodes.set(ino, inodeOf(i, i.ino, i.nlink));
     for (const [ino, d] of this.dirs) t.dirs.set(ino, new Map(d));
     t.nextIno = this.nextIno;
     return t;
