@@ -278,7 +278,7 @@ async function ingestTrees(b: Build): Promise<Trees> {
     }
     if (t) families.set(fam, t.renumbered());
   }
-  const base = input.tree.renumbered();
+  const base = input.tree.inWalkOrder() ? input.tree : input.tree.renumbered(); // a copy only when numbers change
   const { tree: _ingested, ...inputInfo } = input;
   const of = (fam: Family) => families.get(fam) ?? base;
   const ids = new WeakMap<Tree, number>();

@@ -246,6 +246,19 @@ export class Tree {
   }
 
   /**
+   * Whether the inodes are already numbered 1..N in walk order, as
+   * renumbered() would number them (a directory read in sorted order is).
+   */
+  inWalkOrder(): boolean {
+    let next = ROOT_INO;
+    for (const { inode } of this.walkEntries()) {
+      if (inode.ino === next) next++;
+      else if (inode.ino > next || inode.type === EntryType.Dir) return false; // a lower number: a further name of a hard link
+    }
+    return next === this.nextIno && this.inodes.size === next - 1;
+  }
+
+  /**
    * Renumber inodes 1..N in walk order, so that two trees with the same
    * content get the same numbers whatever order they were built in.
    */
