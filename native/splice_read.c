@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sys/uio.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -72,7 +73,13 @@ typedef struct {
   XXH3_state_t st;
 } pending_t;
 
-/* one read's work arrays; a context is used by the thread that made it only (hash workers make their own) */
+/*
+ * One read's work arrays (~140 KiB), one set per thread: a read runs to its
+ * end on the thread that called it, so every context that thread uses
+ * shares them. (A set per context cost that much per recipe read: a hash
+ * worker reading the VMDK of a million-file disk reads ~100k included grain
+ * recipes, each through its own context, all alive until the digest ends.)
+ */
 typedef struct {
   piece_t pieces[MAX_PIECES];
   size_t npieces;
@@ -92,7 +99,7 @@ typedef struct {
 
 typedef struct {
   napi_ref refs[CTX_ARRAYS];
-  work_t *work; /* made on the first read */
+  work_t *work; /* the calling thread's (thread_work), set at each read */
   extent_t ext[MAX_EXTENTS];
   size_t n_ext;
   double size;
@@ -127,9 +134,37 @@ static void finalize_ctx(napi_env env, void *data, void *hint) {
   (void)hint;
   splice_ctx_t *c = (splice_ctx_t *)data;
   for (int k = 0; k < CTX_ARRAYS; k++) if (c->refs[k]) napi_delete_reference(env, c->refs[k]);
-  if (c->work) free(c->work->scratch);
-  free(c->work);
   free(c);
+}
+
+static pthread_key_t work_key;
+static pthread_once_t work_once = PTHREAD_ONCE_INIT;
+
+static void free_work(void *p) {
+  work_t *w = (work_t *)p;
+  free(w->scratch);
+  free(w);
+}
+
+static void make_work_key(void) {
+  pthread_key_create(&work_key, free_work);
+}
+
+/* The calling thread's work arrays (made on its first read, freed when it ends); NULL when out of memory. */
+static work_t *thread_work(void) {
+  pthread_once(&work_once, make_work_key);
+  work_t *w = pthread_getspecific(work_key);
+  if (!w) {
+    void *m;
+    /* XXH3 states want 64-byte alignment */
+    if (posix_memalign(&m, 64, sizeof *w) != 0) return NULL;
+    w = memset(m, 0, sizeof *w);
+    if (pthread_setspecific(work_key, w) != 0) {
+      free(w);
+      return NULL;
+    }
+  }
+  return w;
 }
 
 napi_value splice_context(napi_env env, napi_callback_info info) {
@@ -316,12 +351,8 @@ static int check_pending(const splice_ctx_t *c) {
 static int64_t do_splice(splice_ctx_t *c, uint8_t *buf, size_t len, double pos) {
   if (pos >= c->size || len == 0) return 0;
   if (c->count == 0) return -1;
-  if (!c->work) {
-    void *m;
-    /* XXH3 states want 64-byte alignment */
-    if (posix_memalign(&m, 64, sizeof *c->work) != 0) return -1;
-    c->work = memset(m, 0, sizeof *c->work);
-  }
+  c->work = thread_work();
+  if (!c->work) return -1;
   double endd = pos + (double)len < c->size ? pos + (double)len : c->size;
   uint32_t lo = 0, hi = c->count - 1;
   while (lo < hi) {

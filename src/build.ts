@@ -108,11 +108,14 @@ interface Build {
   stageDir: string; // becomes /uniso on the ISO
   pool: PoolWriter;
   memo<T>(key: string, make: () => T): T;
+  /** Let a memoized value go (made again if asked for later). */
+  forget(key: string): void;
 }
 
 /** The trees a build ingested: the base tree, and the families' variant trees. */
 interface Trees {
-  input: Ingested;
+  /** what the input was (its tree, as ingested, is not kept: `base` is its renumbered copy) */
+  input: Omit<Ingested, 'tree'>;
   base: Tree;
   families: Map<Family, Tree>;
   overlays: Map<Family, Tree>;
@@ -127,8 +130,8 @@ interface PoolLayout {
   blocks: BlockInfo[];
   /** the pool's files, in pool order: local file, and where it goes */
   parts: { file: string; part: PoolPart }[];
-  /** the base tree's squashfs (block ids as in `blocks`) */
-  squashfs: SquashfsImage;
+  /** the base tree's squashfs as a recipe over `blocks` (its layout is not kept) */
+  squashfs: { recipe: Recipe; inodes: number; copies: number; zlibHeader: Buffer };
   /** SHA-256 of the squashfs file on the ISO (undefined with --keep-squashfs: the input's is kept) */
   squashfsSha256?: string;
   /** input ISO files replaced, and the local files put in their place */
@@ -159,6 +162,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         if (!memo.has(key)) memo.set(key, make());
         return memo.get(key) as T;
       },
+      forget: (key) => { memo.delete(key); },
     };
     const trees = await ingestTrees(b);
     if (opts.keepSquashfs && trees.input.kind !== 'iso') {
@@ -274,7 +278,8 @@ async function ingestTrees(b: Build): Promise<Trees> {
     }
     if (t) families.set(fam, t.renumbered());
   }
-  const base = input.tree.renumbered();
+  const base = input.tree.inWalkOrder() ? input.tree : input.tree.renumbered(); // a copy only when numbers change
+  const { tree: _ingested, ...inputInfo } = input;
   const of = (fam: Family) => families.get(fam) ?? base;
   const ids = new WeakMap<Tree, number>();
   let next = 1;
@@ -283,7 +288,7 @@ async function ingestTrees(b: Build): Promise<Trees> {
     if (!ids.has(t)) ids.set(t, next++);
     return String(ids.get(t));
   };
-  return { input, base, families, overlays, of, key };
+  return { input: inputInfo, base, families, overlays, of, key };
 }
 
 /** The appliance's names, from --name or the input's file name, and its /etc/debian_version. */
@@ -340,11 +345,13 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
   b.progress.phase('laying out the squashfs');
   const image = layoutSquashfs(trees.base, pool.blocks, squashOpts);
   for (const w of image.warnings) b.warn(w);
+  const kept = (img: SquashfsImage, blocks: BlockInfo[]): PoolLayout['squashfs'] =>
+    ({ recipe: squashfsRecipe(img, blocks), inodes: img.inodes, copies: img.copies, zlibHeader: img.zlibHeader });
   if (opts.keepSquashfs) {
     fs.renameSync(pool.path, sidePath);
     const size = fs.statSync(sidePath).size;
     return {
-      blocks: pool.blocks, squashfs: image, replaced: [],
+      blocks: pool.blocks, squashfs: kept(image, pool.blocks), replaced: [],
       parts: [{ file: sidePath, part: { path: `${UNISO_DIR}/${POOL_NAME}`, size, at: 0, role: 'side' } }],
     };
   }
@@ -409,9 +416,9 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
         blocks.push({ offset: o.at, csize: o.data.length, usize: o.data.length, flags: FLAG_RAW, sxh: storedCheck(o.data), crc32: crc32(o.data), adler32: adler32(o.data) });
         continue;
       }
-      const info = { ...old[o - 1] };
+      const info = old[o - 1]; // the pool's record, moved to its place in the new order
       if (k < inSquashfs) {
-        info.offset = image.placed.get(o)!;
+        info.offset = image.placed[o];
       } else {
         const data = stored(o);
         for (let w = 0; w < data.length;) w += fs.writeSync(sideFd, data, w, data.length - w, sideBytes + w);
@@ -426,11 +433,10 @@ async function layoutPool(b: Build, trees: Trees): Promise<PoolLayout> {
   }
   fs.rmSync(pool.path);
   for (const c of pool.contents) for (let k = 0; k < c.blocks.length; k++) c.blocks[k] = newId[c.blocks[k]];
+  old.length = 0; // the records now live in `blocks` only
   const squashIsoPath = isIso ? trees.input.rootSquashfs! : `${UNISO_DIR}/${ROOTFS_SQUASHFS_NAME}`;
-  const placed = new Map<number, number>();
-  for (const [id, pos] of image.placed) placed.set(newId[id], pos);
   return {
-    blocks, squashfs: { ...image, pieces, placed }, squashfsSha256,
+    blocks, squashfs: kept({ ...image, pieces }, blocks), squashfsSha256,
     replaced: isIso ? [{ isoPath: squashIsoPath, file: squashPath, oldSize: trees.input.rootSquashfsSize ?? 0 }] : [],
     parts: [
       { file: squashPath, part: { path: squashIsoPath, size: image.size, at: 0, role: 'squashfs' } },
@@ -465,15 +471,16 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
 ): Promise<{ list: ViewOut[]; sha: Map<Recipe, Promise<string>>; baseSquashfs: Recipe }> {
   // formats asking for a digest (the OVF manifest, the docker layer) and the views share each one
   const sha = new Map<Recipe, Promise<string>>();
-  const sha256Of = (r: Recipe): Promise<string> => {
+  // a format waits for the digests it asks for: those go before the views' queued ones
+  const sha256Of = (r: Recipe, urgent = false): Promise<string> => {
     let p = sha.get(r);
     if (!p) {
-      sha.set(r, (p = hashPool.digest(r)));
+      sha.set(r, (p = hashPool.digest(r, 'sha256', urgent)));
       p.catch(() => { /* reported where it is awaited */ });
     }
     return p;
   };
-  const baseSquashfs = squashfsRecipe(layout.squashfs, layout.blocks);
+  const baseSquashfs = layout.squashfs.recipe;
   const squashfsOf = (fam: Family): Recipe => {
     const t = trees.of(fam);
     if (t === trees.base) return baseSquashfs;
@@ -483,16 +490,34 @@ async function compileViews(b: Build, trees: Trees, layout: PoolLayout, names: A
       return squashfsRecipe(image, layout.blocks);
     });
   };
+  // What formats memoize (a disk image, a shared tarball) is let go once no format left to
+  // build has the family of one that asked for it (the disk images before the container formats).
+  const usedBy = new Map<string, Set<Family>>();
+  let building: Family | undefined;
+  const memo = <T>(key: string, make: () => T): T => {
+    if (building) {
+      const families = usedBy.get(key) ?? new Set<Family>();
+      usedBy.set(key, families.add(building));
+    }
+    return b.memo(key, make);
+  };
   const ctx: FormatContext = {
     names, options, tree: trees.of, treeKey: trees.key, blocks: layout.blocks, gzip: new GzipCompiler(layout.blocks, inflated), mtimeSec,
-    sha256: sha256Of, hash: (r, alg) => hashPool.digest(r, alg), squashfs: squashfsOf, memo: b.memo, warn: b.warn,
+    sha256: (r) => sha256Of(r, true), hash: (r, alg) => hashPool.digest(r, alg, true), squashfs: squashfsOf, memo, warn: b.warn,
   };
   b.progress.phase('building views');
   const list: ViewOut[] = [];
-  for (const f of selected) {
+  for (const [i, f] of selected.entries()) {
+    building = f.family;
     for (const v of await f.build(ctx)) {
       list.push(v);
       void sha256Of(v.recipe);
+    }
+    const later = new Set(selected.slice(i + 1).map((g) => g.family));
+    for (const [key, families] of usedBy) {
+      if ([...families].some((fam) => later.has(fam))) continue;
+      b.forget(key);
+      usedBy.delete(key);
     }
   }
   if (layout.squashfsSha256) void sha256Of(baseSquashfs);

@@ -37,12 +37,28 @@ export interface Inode {
   rdevMinor: number;
   target?: string; // symlink target (latin1 bytes)
   content?: Content; // regular files
-  xattrs: Xattr[]; // sorted by name
+  xattrs: readonly Xattr[]; // sorted by name; never changed in place (trees share the lists)
   sparse: boolean; // the source stored holes for this file
   nlink: number; // number of directory entries naming it (dirs: 2 + subdirs)
 }
 
+/**
+ * An inode record with every field in one fixed order: all inodes share one
+ * object shape, their fields held in the object itself (an object made by
+ * spreading keeps them in a separate property array: ~90 bytes more per
+ * inode, per tree).
+ */
+function inodeOf(f: Omit<Inode, 'ino' | 'nlink'>, ino: number, nlink: number): Inode {
+  return {
+    ino, type: f.type, mode: f.mode, uid: f.uid, gid: f.gid, mtimeNs: f.mtimeNs, rdevMajor: f.rdevMajor, rdevMinor: f.rdevMinor,
+    target: f.target, content: f.content, xattrs: f.xattrs, sparse: f.sparse, nlink,
+  };
+}
+
 export const BLOCK_SIZE = 65536;
+
+/** The empty xattr list every inode without xattrs shares. */
+export const NO_XATTRS: readonly Xattr[] = Object.freeze([]);
 
 /** Whole seconds of a time in nanoseconds, rounded down (pre-1970 times too). */
 export function floorSeconds(ns: bigint): bigint {
@@ -76,11 +92,16 @@ export class Tree {
   private nextIno = 2;
 
   constructor(rootMode = 0o755, rootMtimeNs = 0n) {
-    this.inodes.set(ROOT_INO, {
-      ino: ROOT_INO, type: EntryType.Dir, mode: rootMode, uid: 0, gid: 0, mtimeNs: rootMtimeNs,
-      rdevMajor: 0, rdevMinor: 0, xattrs: [], sparse: false, nlink: 2,
-    });
+    this.inodes.set(ROOT_INO, inodeOf({
+      type: EntryType.Dir, mode: rootMode, uid: 0, gid: 0, mtimeNs: rootMtimeNs,
+      rdevMajor: 0, rdevMinor: 0, xattrs: NO_XATTRS, sparse: false,
+    }, ROOT_INO, 2));
     this.dirs.set(ROOT_INO, new Map());
+  }
+
+  /** One more than the highest inode number ever given: an index limit for per-inode typed arrays. */
+  get inoLimit(): number {
+    return this.nextIno;
   }
 
   get root(): Inode {
@@ -88,7 +109,7 @@ export class Tree {
   }
 
   newInode(fields: Omit<Inode, 'ino' | 'nlink'>): Inode {
-    const inode: Inode = { ...fields, ino: this.nextIno++, nlink: 0 };
+    const inode = inodeOf(fields, this.nextIno++, 0);
     this.inodes.set(inode.ino, inode);
     if (inode.type === EntryType.Dir) this.dirs.set(inode.ino, new Map());
     return inode;
@@ -165,7 +186,7 @@ export class Tree {
       if (next === undefined) {
         const inode = this.newInode({
           type: EntryType.Dir, mode: 0o755, uid: 0, gid: 0, mtimeNs,
-          rdevMajor: 0, rdevMinor: 0, xattrs: [], sparse: false,
+          rdevMajor: 0, rdevMinor: 0, xattrs: NO_XATTRS, sparse: false,
         });
         this.link(ino, part, inode.ino);
         next = inode.ino;
@@ -194,6 +215,23 @@ export class Tree {
     }
   }
 
+  /**
+   * The same walk without the paths (a path array per entry costs memory
+   * and time on large trees): (inode, parent ino, name). Root first.
+   */
+  *walkEntries(): Generator<{ inode: Inode; parent: number; name: string }> {
+    const stack: { ino: number; parent: number; name: string }[] = [{ ino: ROOT_INO, parent: ROOT_INO, name: '' }];
+    while (stack.length) {
+      const e = stack.pop()!;
+      const inode = this.inodes.get(e.ino)!;
+      yield { inode, parent: e.parent, name: e.name };
+      if (inode.type === EntryType.Dir) {
+        const kids = this.sortedChildren(e.ino);
+        for (let i = kids.length - 1; i >= 0; i--) stack.push({ ino: kids[i][1], parent: e.ino, name: kids[i][0] });
+      }
+    }
+  }
+
   get entryCount(): number {
     let n = 0;
     for (const d of this.dirs.values()) n += d.size;
@@ -208,6 +246,19 @@ export class Tree {
   }
 
   /**
+   * Whether the inodes are already numbered 1..N in walk order, as
+   * renumbered() would number them (a directory read in sorted order is).
+   */
+  inWalkOrder(): boolean {
+    let next = ROOT_INO;
+    for (const { inode } of this.walkEntries()) {
+      if (inode.ino === next) next++;
+      else if (inode.ino > next || inode.type === EntryType.Dir) return false; // a lower number: a further name of a hard link
+    }
+    return next === this.nextIno && this.inodes.size === next - 1;
+  }
+
+  /**
    * Renumber inodes 1..N in walk order, so that two trees with the same
    * content get the same numbers whatever order they were built in.
    */
@@ -216,7 +267,7 @@ export class Tree {
     const map = new Map<number, number>();
     map.set(ROOT_INO, ROOT_INO);
     Object.assign(t.root, { ...this.root, ino: ROOT_INO, nlink: 2 });
-    for (const { inode, parent, name } of this.walk()) {
+    for (const { inode, parent, name } of this.walkEntries()) {
       if (inode.ino === ROOT_INO) continue;
       let newIno = map.get(inode.ino);
       if (newIno === undefined) {
@@ -228,6 +279,21 @@ export class Tree {
     }
     return t;
   }
+
+  /**
+   * Deep copy of the tree's structure: inodes and directories are copied,
+   * contents and xattr lists (never changed in place) are shared. New
+   * inodes of the copy are numbered after every number this tree gave.
+   */
+  clone(): Tree {
+    const t = new Tree();
+    t.inodes.clear();
+    t.dirs.clear();
+    for (const [ino, i] of this.inodes) t.inodes.set(ino, inodeOf(i, i.ino, i.nlink));
+    for (const [ino, d] of this.dirs) t.dirs.set(ino, new Map(d));
+    t.nextIno = this.nextIno;
+    return t;
+  }
 }
 
 /** Split a relative or absolute path into components, dropping '' and '.'. */
@@ -235,16 +301,6 @@ export function splitPath(p: string): string[] {
   return p.split('/').filter((x) => x !== '' && x !== '.');
 }
 
-/** Deep copy of a tree's structure (contents are immutable and shared). */
-export function cloneTree(src: Tree): Tree {
-  const t = new Tree();
-  t.inodes.clear();
-  t.dirs.clear();
-  for (const [ino, i] of src.inodes) t.inodes.set(ino, { ...i, xattrs: [...i.xattrs] });
-  for (const [ino, d] of src.dirs) t.dirs.set(ino, new Map(d));
-  (t as unknown as { nextIno: number }).nextIno = Math.max(...src.inodes.keys()) + 1;
-  return t;
-}
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
@@ -260,7 +316,7 @@ function isOverlayfsWhiteout(i: Inode): boolean {
  * OCI/AUFS (".wh.NAME", and ".wh..wh..opq" to hide a whole directory).
  */
 export function applyOverlay(base: Tree, overlay: Tree): Tree {
-  const t = cloneTree(base);
+  const t = base.clone();
   const map = new Map<number, number>([[ROOT_INO, ROOT_INO]]);
   const clearIfOpaque = (overlayDir: number, treeDir: number) => {
     if (overlay.children(overlayDir).has(OPAQUE_MARKER)) {
@@ -268,7 +324,7 @@ export function applyOverlay(base: Tree, overlay: Tree): Tree {
     }
   };
   clearIfOpaque(ROOT_INO, ROOT_INO);
-  for (const { inode, parent, name } of overlay.walk()) {
+  for (const { inode, parent, name } of overlay.walkEntries()) {
     if (inode.ino === ROOT_INO) continue;
     const tParent = map.get(parent);
     if (tParent === undefined) continue; // under a deleted path
@@ -291,17 +347,17 @@ export function applyOverlay(base: Tree, overlay: Tree): Tree {
       const existing = t.children(tParent).get(name);
       if (existing !== undefined && t.inodes.get(existing)!.type === EntryType.Dir) {
         const e = t.inodes.get(existing)!;
-        Object.assign(e, { mode: fields.mode, uid: fields.uid, gid: fields.gid, mtimeNs: fields.mtimeNs, xattrs: [...fields.xattrs] });
+        Object.assign(e, { mode: fields.mode, uid: fields.uid, gid: fields.gid, mtimeNs: fields.mtimeNs, xattrs: fields.xattrs });
         map.set(inode.ino, existing);
         clearIfOpaque(inode.ino, existing);
         continue;
       }
-      const d = t.newInode({ ...fields, xattrs: [...fields.xattrs] });
+      const d = t.newInode(fields);
       t.link(tParent, name, d.ino);
       map.set(inode.ino, d.ino);
       continue;
     }
-    const n = t.newInode({ ...fields, xattrs: [...fields.xattrs] });
+    const n = t.newInode(fields);
     t.link(tParent, name, n.ino);
     map.set(inode.ino, n.ino);
   }

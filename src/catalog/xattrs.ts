@@ -3,7 +3,7 @@
 
 import type { Xattr } from '../tree';
 
-export function packXattrs(xs: Xattr[]): Buffer | null {
+export function packXattrs(xs: readonly Xattr[]): Buffer | null {
   if (xs.length === 0) return null;
   const parts: Buffer[] = [];
   for (const x of xs) {

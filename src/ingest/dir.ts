@@ -5,7 +5,7 @@
 
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
-import { EntryType, Inode, Tree, Xattr, ROOT_INO } from '../tree';
+import { EntryType, Inode, NO_XATTRS, Tree, Xattr, ROOT_INO } from '../tree';
 import { PoolWriter, ContentWriter } from '../pool/writer';
 import { native } from '../native';
 import { fileError, describeErrno } from '../util/errors';
@@ -74,7 +74,7 @@ export async function ingestDirectory(root: string, pool: PoolWriter, progress?:
   const xattrs = await readXattrs(absRoot);
   const tree = new Tree(Number(rootSt.mode & 0o7777n), rootSt.mtimeNs);
   Object.assign(tree.root, {
-    uid: Number(rootSt.uid), gid: Number(rootSt.gid), xattrs: xattrs.get(absRoot) ?? [],
+    uid: Number(rootSt.uid), gid: Number(rootSt.gid), xattrs: xattrs.get(absRoot) ?? NO_XATTRS,
   });
   const hardlinks = new Map<string, number>();
   const visited = new Set<string>([`${rootSt.dev}:${rootSt.ino}`]);
@@ -104,7 +104,7 @@ export async function ingestDirectory(root: string, pool: PoolWriter, progress?:
       }
       const fields = {
         mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs,
-        rdevMajor: 0, rdevMinor: 0, xattrs: xattrs.get(pLatin) ?? [], sparse: false,
+        rdevMajor: 0, rdevMinor: 0, xattrs: xattrs.get(pLatin) ?? NO_XATTRS, sparse: false,
       };
       let inode: Inode;
       if (st.isDirectory()) {
@@ -178,9 +178,11 @@ export function directoryBytes(root: string): number {
       const st = fs.lstatSync(p);
       if (st.isDirectory()) stack.push(p);
       else if (st.isFile()) {
-        const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
+        if (st.nlink > 1) { // only a file with more names can be met again
+          const key = `${st.dev}:${st.ino}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
         total += Math.min(st.size, st.blocks * 512);
       }
     }

@@ -15,9 +15,16 @@ import { nativeIfBuilt } from '../native';
 import type { Content } from '../tree';
 
 const ZERO = Buffer.alloc(POOL_BLOCK);
+const NO_BUFFER = Buffer.alloc(0);
 /** Blocks compressed per thread-pool job, and jobs in flight at once. */
 const BATCH = 8;
 const MAX_JOBS = 8;
+/**
+ * Contents' block lists are views of shared slabs of this many ids (a
+ * typed array of its own per file costs ~200 bytes; a million small files
+ * have a million lists). Longer lists get their own array.
+ */
+const SLAB_IDS = 1 << 16;
 /** Without the addon, zlib compresses: its levels top out at 9 (libdeflate's at 12). */
 const ZLIB_LEVEL_MAX = 9;
 
@@ -72,8 +79,11 @@ export class PoolWriter {
   readonly blocks: BlockInfo[] = [];
   readonly contents: Content[] = [];
   readonly stats: PoolStats = { blocksIn: 0, zeroBlocks: 0, uniqueBlocks: 0, bytesIn: 0, bytesStored: 0 };
-  private readonly byHash = new Map<string, number>();
-  private readonly contentByKey = new Map<string, Content>();
+  /** dedup indexes: released by finish() (nothing is added after it) */
+  private byHash = new Map<string, number>();
+  private contentByKey = new Map<string, Content>();
+  private slab = new Uint32Array(0);
+  private slabUsed = 0;
   private readonly done = new Map<number, Buffer>();
   private readonly inFlight = new Set<Promise<void>>();
   /** blocks waiting to be compressed (the next job) */
@@ -166,10 +176,24 @@ export class PoolWriter {
     const key = XXHash128.hash(keyBuf).toString('latin1');
     const known = this.contentByKey.get(key);
     if (known) return known;
-    const c: Content = { id: this.contents.length + 1, size, blocks: blocks.slice() };
+    const c: Content = { id: this.contents.length + 1, size, blocks: this.keep(blocks) };
     this.contents.push(c);
     this.contentByKey.set(key, c);
     return c;
+  }
+
+  /** A copy of a block list: a view of the current slab when it is short. */
+  private keep(blocks: Uint32Array): Uint32Array {
+    const n = blocks.length;
+    if (n > SLAB_IDS / 16) return blocks.slice();
+    if (this.slabUsed + n > this.slab.length) {
+      this.slab = new Uint32Array(SLAB_IDS);
+      this.slabUsed = 0;
+    }
+    const view = this.slab.subarray(this.slabUsed, this.slabUsed + n);
+    view.set(blocks);
+    this.slabUsed += n;
+    return view;
   }
 
   /** Start a streaming content writer for one file. */
@@ -205,6 +229,9 @@ export class PoolWriter {
     await this.settle();
     if (this.nextWrite !== this.blocks.length + 1) throw new Error('pool writer: blocks left unwritten');
     fs.closeSync(this.fd);
+    this.byHash = new Map();
+    this.contentByKey = new Map();
+    this.slab = new Uint32Array(0);
     return this.offset;
   }
 
@@ -218,7 +245,7 @@ export class PoolWriter {
  * 64 KiB pool blocks. Holes covering a whole block cost nothing.
  */
 export class ContentWriter {
-  private buf = Buffer.alloc(POOL_BLOCK);
+  private buf = NO_BUFFER; // allocated when a partial block is first buffered
   private fill = 0; // bytes in buf
   private pos = 0; // logical position of the file
   private ids: number[] = [];
@@ -240,6 +267,7 @@ export class ContentWriter {
         continue;
       }
       const n = Math.min(POOL_BLOCK - this.fill, data.length - off);
+      if (this.buf === NO_BUFFER) this.buf = Buffer.allocUnsafe(POOL_BLOCK);
       data.copy(this.buf, this.fill, off, off + n);
       this.fill += n;
       off += n;
@@ -259,6 +287,7 @@ export class ContentWriter {
         continue;
       }
       const k = Math.min(POOL_BLOCK - this.fill, n);
+      if (this.buf === NO_BUFFER) this.buf = Buffer.allocUnsafe(POOL_BLOCK);
       this.buf.fill(0, this.fill, this.fill + k);
       this.fill += k;
       this.pos += k;

@@ -31,6 +31,13 @@ const SERVED_MAX = 64;
  */
 const BEHIND_MAX = 8 << 20;
 
+/**
+ * Readers of included recipes kept per reader: a stream VMDK or qcow2 of a
+ * large disk includes one recipe per grain (~100k for a million files);
+ * a reader for each, kept for the whole read, cost ~2.5 KiB apiece.
+ */
+const SUB_READERS_MAX = 64;
+
 /** Per recipe: the blocks that more than one of its inflated segments use. */
 const sharedBlocks = new WeakMap<Recipe, Set<number>>();
 
@@ -73,8 +80,8 @@ export class RecipeReader implements ByteSource {
   private readonly served = new Map<number, number>();
   /** blocks this recipe uses more than once: left in the cache */
   private readonly shared: Set<number>;
-  /** readers of the recipes include segments read (made on first use) */
-  private readonly subReaders: (RecipeReader | undefined)[] = [];
+  /** readers of the recipes include segments read (made on first use; the SUB_READERS_MAX last used are kept) */
+  private readonly subReaders = new Map<number, RecipeReader>();
 
   constructor(readonly recipe: Recipe, private readonly blocks: BlockStore, private readonly opts: ReaderOptions = {}) {
     this.size = recipe.size;
@@ -143,7 +150,15 @@ export class RecipeReader implements ByteSource {
   }
 
   private sub(k: number): RecipeReader {
-    return (this.subReaders[k] ??= new RecipeReader(this.recipe.subs[k], this.blocks, this.opts));
+    let r = this.subReaders.get(k);
+    if (r) {
+      this.subReaders.delete(k); // most recently used last
+    } else {
+      r = new RecipeReader(this.recipe.subs[k], this.blocks, this.opts);
+      if (this.subReaders.size >= SUB_READERS_MAX) this.subReaders.delete(this.subReaders.keys().next().value!);
+    }
+    this.subReaders.set(k, r);
+    return r;
   }
 
   /** Read `n` bytes at `off` of included recipe k into buf[dst..]; a wait when not done at once. */

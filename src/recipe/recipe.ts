@@ -115,11 +115,16 @@ function compactLiteral(data: Buffer): CompactLiteral {
   return { kept: Buffer.concat(pieces), runs };
 }
 
+/** Segments a builder has room for at first; the columns double as they fill. */
+const FIRST_ROOM = 64;
+
 export class RecipeBuilder {
-  private kinds: number[] = [];
-  private starts: number[] = [];
-  private args: number[] = [];
-  private offs: number[] = [];
+  // the columns being built, typed from the start (a tarball of a million files has millions of segments)
+  private kinds = new Uint8Array(FIRST_ROOM);
+  private starts = new Float64Array(FIRST_ROOM);
+  private args = new Uint32Array(FIRST_ROOM);
+  private offs = new Float64Array(FIRST_ROOM);
+  private count = 0;
   private readonly literals: Buffer[] = [];
   private readonly literalIndex = new Map<string, number>();
   /** literal data by identity: the same Buffer again (append, slices) is not scanned or hashed again */
@@ -131,16 +136,30 @@ export class RecipeBuilder {
   private push(kind: SegKind, len: number, arg: number, off: number): void {
     if (len <= 0) return;
     if (!Number.isSafeInteger(this.size + len)) throw new RangeError('view larger than 2^53 bytes');
-    this.kinds.push(kind);
-    this.starts.push(this.size);
-    this.args.push(arg);
-    this.offs.push(off);
+    if (this.count === this.kinds.length) this.grow();
+    const i = this.count++;
+    this.kinds[i] = kind;
+    this.starts[i] = this.size;
+    this.args[i] = arg;
+    this.offs[i] = off;
     this.size += len;
+  }
+
+  private grow(): void {
+    const n = this.kinds.length * 2;
+    const more = <T extends Uint8Array | Uint32Array | Float64Array>(a: T, b: T): T => {
+      b.set(a);
+      return b;
+    };
+    this.kinds = more(this.kinds, new Uint8Array(n));
+    this.starts = more(this.starts, new Float64Array(n));
+    this.args = more(this.args, new Uint32Array(n));
+    this.offs = more(this.offs, new Float64Array(n));
   }
 
   zero(n: number): void {
     if (n <= 0) return;
-    const last = this.kinds.length - 1;
+    const last = this.count - 1;
     if (last >= 0 && this.kinds[last] === SegKind.Zero) {
       this.size += n; // extend the previous zero run
       return;
@@ -242,11 +261,11 @@ export class RecipeBuilder {
     this.literals.forEach((l, k) => { litStart[k + 1] = litStart[k] + l.length; });
     return {
       size: this.size,
-      count: this.kinds.length,
-      kinds: Uint8Array.from(this.kinds),
-      starts: Float64Array.from(this.starts),
-      args: Uint32Array.from(this.args),
-      offs: Float64Array.from(this.offs),
+      count: this.count,
+      kinds: this.kinds.slice(0, this.count),
+      starts: this.starts.slice(0, this.count),
+      args: this.args.slice(0, this.count),
+      offs: this.offs.slice(0, this.count),
       litData: Buffer.concat(this.literals),
       litStart,
       subs: [...this.subs],

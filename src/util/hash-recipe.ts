@@ -115,14 +115,17 @@ export class HashPool {
     }
   }
 
-  /** Digest of a recipe, computed by the least loaded worker. */
-  digest(r: Recipe, alg = 'sha256'): Promise<string> {
+  /**
+   * Digest of a recipe, computed by the least loaded worker; an `urgent` one
+   * (someone waits for it to go on) goes before the jobs queued there.
+   */
+  digest(r: Recipe, alg = 'sha256', urgent = false): Promise<string> {
     const entry = this.workers.reduce((a, b) => (b.load < a.load ? b : a));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       entry.jobs.set(id, { id, resolve, reject, size: r.size });
       entry.load += r.size;
-      entry.w.postMessage({ id, alg, recipes: bundle(r) });
+      entry.w.postMessage({ id, alg, urgent, recipes: bundle(r) });
     });
   }
 

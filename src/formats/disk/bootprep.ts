@@ -12,7 +12,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cloneTree, EntryType, Inode, Tree, splitPath } from '../../tree';
+import { EntryType, Inode, NO_XATTRS, Tree, splitPath } from '../../tree';
 import { PoolWriter } from '../../pool/writer';
 import { Content } from '../../tree';
 import { UserError } from '../../util/errors';
@@ -138,7 +138,7 @@ async function addFile(tree: Tree, pool: PoolWriter, p: string, data: Buffer, mt
   const parts = splitPath(p);
   const dir = tree.ensureDir(parts.slice(0, -1), mtimeNs);
   const content = await poolFile(pool, data);
-  const inode = tree.newInode({ type: EntryType.File, mode, uid: 0, gid: 0, mtimeNs, rdevMajor: 0, rdevMinor: 0, xattrs: [], sparse: false, content });
+  const inode = tree.newInode({ type: EntryType.File, mode, uid: 0, gid: 0, mtimeNs, rdevMajor: 0, rdevMinor: 0, xattrs: NO_XATTRS, sparse: false, content });
   tree.link(dir, parts[parts.length - 1], inode.ino);
 }
 
@@ -175,7 +175,7 @@ export async function prepareBootTree(base: Tree, o: BootPrepOptions): Promise<B
   const uuid = uuidFrom(digest, `ext4-uuid:${o.name}`);
   const hashSeed = uuidFrom(digest, `ext4-hash-seed:${o.name}`);
   const uuidText = formatUuid(uuid);
-  const tree = cloneTree(base);
+  const tree = base.clone();
   const mtimeNs = base.newestMtimeNs();
   const warnings: string[] = [];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'uniso-boot-'));

@@ -42,7 +42,8 @@ const ZERO_BLOCK = Buffer.alloc(C.BLOCK_SIZE);
 interface Node {
   ino: number;
   inode: Inode | undefined; // undefined for lost+found when made here
-  path: string;
+  /** what messages call it: the journal and a lost+found made here; otherwise the path of inode */
+  label?: string;
   mode: number; // with type bits
   size: number;
   links: number;
@@ -99,10 +100,23 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
   const ownLostFound = lfTree !== undefined && tree.inodes.get(lfTree)!.type === EntryType.Dir;
   if (ownLostFound) inoOf.set(lfTree!, C.FIRST_INO);
   let next = C.FIRST_INO + 1;
-  const walk = [...tree.walk()];
-  for (const { inode, path } of walk) {
-    for (const part of path) {
-      if (Buffer.byteLength(part, 'latin1') > 255) throw new Ext4Error(`/${path.join('/')}: file name longer than 255 bytes`);
+  const walk = [...tree.walkEntries()];
+  // where each inode's first entry is, for the paths messages show (made only then)
+  const entryParent = new Uint32Array(tree.inoLimit);
+  const entryName: string[] = [];
+  const pathVia = (dir: number, name: string): string => {
+    const parts = [name];
+    for (let d = dir; d !== TREE_ROOT; d = entryParent[d]) parts.push(entryName[d]);
+    return `/${parts.reverse().join('/')}`;
+  };
+  const pathOf = (ino: number): string => (ino === TREE_ROOT ? '/' : pathVia(entryParent[ino], entryName[ino]));
+  const nodePath = (n: Node): string => n.label ?? pathOf(n.inode!.ino);
+  for (const { inode, parent, name } of walk) {
+    if (inode.ino === TREE_ROOT) continue;
+    if (Buffer.byteLength(name, 'latin1') > 255) throw new Ext4Error(`${pathVia(parent, name)}: file name longer than 255 bytes`);
+    if (entryName[inode.ino] === undefined) {
+      entryParent[inode.ino] = parent;
+      entryName[inode.ino] = name;
     }
     if (!inoOf.has(inode.ino)) inoOf.set(inode.ino, next++);
   }
@@ -120,12 +134,13 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
   const nodes = new Map<number, Node>(); // ext ino -> node
   const fsBytes = geo.blocks * C.BLOCK_SIZE;
 
-  const space = <T>(what: string, f: () => T): T => {
+  const space = <T>(what: string | (() => string), f: () => T): T => {
     try {
       return f();
     } catch (e) {
       if (e instanceof OutOfSpace) {
-        throw new Ext4Error(`the tree does not fit in a ${Math.floor(opts.partitionBytes / 1048576)} MiB file system (at ${what}); give a larger --disk-size`);
+        const at = typeof what === 'string' ? what : what();
+        throw new Ext4Error(`the tree does not fit in a ${Math.floor(opts.partitionBytes / 1048576)} MiB file system (at ${at}); give a larger --disk-size`);
       }
       throw e;
     }
@@ -146,7 +161,7 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
   const jRuns = space('the journal', () => alloc.grains(geo.journalBlocks / C.GRAIN_BLOCKS));
   literals.set(jRuns[0][0], encodeJournalSuperblock(geo.journalBlocks, opts.uuid));
   const journal: Node = {
-    ino: C.JOURNAL_INO, inode: undefined, path: '<journal>', mode: C.S_IFREG | 0o600, size: geo.journalBlocks * C.BLOCK_SIZE,
+    ino: C.JOURNAL_INO, inode: undefined, label: '<journal>', mode: C.S_IFREG | 0o600, size: geo.journalBlocks * C.BLOCK_SIZE,
     links: 1, extents: mergeExtents(runsToExtents(jRuns, 0)), dataBlocks: geo.journalBlocks, treeBlocks: [],
     mtimeNs: opts.timeNs, uid: 0, gid: 0,
   };
@@ -154,13 +169,12 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
   nodes.set(C.JOURNAL_INO, journal);
 
   // 3. every entry of the tree
-  const parentOf = new Map<number, number>([[TREE_ROOT, TREE_ROOT]]);
-  for (const { inode, parent } of walk) if (inode.type === EntryType.Dir) parentOf.set(inode.ino, parent);
+  const parentOf = (dir: number) => (dir === TREE_ROOT ? TREE_ROOT : entryParent[dir]);
   const dirEntries = (treeIno: number): DirEntry[] => {
     const self = inoOf.get(treeIno)!;
     const entries: DirEntry[] = [
       { ino: self, name: Buffer.from('.'), type: C.FT_DIR },
-      { ino: inoOf.get(parentOf.get(treeIno)!)!, name: Buffer.from('..'), type: C.FT_DIR },
+      { ino: inoOf.get(parentOf(treeIno))!, name: Buffer.from('..'), type: C.FT_DIR },
     ];
     if (treeIno === TREE_ROOT && !ownLostFound) entries.push({ ino: C.FIRST_INO, name: Buffer.from('lost+found'), type: C.FT_DIR });
     for (const [name, ino] of tree.sortedChildren(treeIno)) {
@@ -176,17 +190,17 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
       try {
         enc = classifyXattr(x.name, x.value);
       } catch (e) {
-        throw new Ext4Error(`${node.path}: xattr ${x.name}: ${(e as Error).message}`);
+        throw new Ext4Error(`${nodePath(node)}: xattr ${x.name}: ${(e as Error).message}`);
       }
-      if (!enc) throw new Ext4Error(`${node.path}: xattr ${x.name} has a namespace ext4 cannot store`);
+      if (!enc) throw new Ext4Error(`${nodePath(node)}: xattr ${x.name} has a namespace ext4 cannot store`);
       xs.push(enc);
     }
     if (!xs.length) return;
     if (inInodeXattrSize(xs) <= C.INODE_SIZE - 128 - C.EXTRA_ISIZE) {
       node.xattrsInInode = xs;
     } else {
-      if (!xattrBlockFits(xs)) throw new Ext4Error(`${node.path}: extended attributes larger than one 4 KiB block`);
-      const [[b]] = space(node.path, () => alloc.meta(1));
+      if (!xattrBlockFits(xs)) throw new Ext4Error(`${nodePath(node)}: extended attributes larger than one 4 KiB block`);
+      const [[b]] = space(() => nodePath(node), () => alloc.meta(1));
       literals.set(b, encodeXattrBlock(xs));
       node.xattrBlock = b;
     }
@@ -195,8 +209,8 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
   const addTreeBlocks = (node: Node) => {
     if (node.extents.length <= C.EXT_ROOT_MAX) return;
     const leaves = Math.ceil(node.extents.length / C.EXT_BLOCK_MAX);
-    if (leaves > C.EXT_ROOT_MAX) throw new Ext4Error(`${node.path}: too fragmented (${node.extents.length} extents)`);
-    for (const [s, c] of space(node.path, () => alloc.meta(leaves))) for (let k = 0; k < c; k++) node.treeBlocks.push(s + k);
+    if (leaves > C.EXT_ROOT_MAX) throw new Ext4Error(`${nodePath(node)}: too fragmented (${node.extents.length} extents)`);
+    for (const [s, c] of space(() => nodePath(node), () => alloc.meta(leaves))) for (let k = 0; k < c; k++) node.treeBlocks.push(s + k);
     node.treeBlocks.forEach((blk, li) => {
       const part = node.extents.slice(li * C.EXT_BLOCK_MAX, (li + 1) * C.EXT_BLOCK_MAX);
       const b = Buffer.alloc(C.BLOCK_SIZE);
@@ -213,18 +227,18 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
       { ino: C.ROOT_INO, name: Buffer.from('..'), type: C.FT_DIR },
     ], C.LOST_FOUND_BLOCKS));
     return {
-      ino: C.FIRST_INO, inode: undefined, path: '/lost+found', mode: C.S_IFDIR | 0o700, size: C.LOST_FOUND_BLOCKS * C.BLOCK_SIZE,
+      ino: C.FIRST_INO, inode: undefined, label: '/lost+found', mode: C.S_IFDIR | 0o700, size: C.LOST_FOUND_BLOCKS * C.BLOCK_SIZE,
       links: 2, extents: mergeExtents(runsToExtents(runs, 0)), dataBlocks: C.LOST_FOUND_BLOCKS, treeBlocks: [],
       mtimeNs: opts.timeNs, uid: 0, gid: 0,
     };
   };
 
-  for (const { inode, path } of walk) {
+  for (const { inode } of walk) {
     const ino = inoOf.get(inode.ino)!;
     if (nodes.has(ino)) continue; // a further name of a hard-linked inode
-    const p = '/' + path.join('/');
+    const p = () => pathOf(inode.ino);
     const node: Node = {
-      ino, inode, path: p, mode: typeBits(inode.type) | (inode.mode & 0o7777), size: 0, links: inode.nlink,
+      ino, inode, mode: typeBits(inode.type) | (inode.mode & 0o7777), size: 0, links: inode.nlink,
       extents: [], dataBlocks: 0, treeBlocks: [], mtimeNs: inode.mtimeNs, uid: inode.uid, gid: inode.gid,
     };
     switch (inode.type) {
@@ -245,8 +259,8 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
         const c = inode.content!;
         node.size = c.size;
         const allocBytes = inode.sparse ? [...c.blocks].filter((b) => b !== 0).length * POOL_BLOCK : c.size;
-        if (allocBytes > fsBytes) throw new Ext4Error(`${p} (${c.size} bytes) is larger than the ${Math.floor(opts.partitionBytes / 1048576)} MiB file system; give a larger --disk-size`);
-        if (c.size > 16 * 2 ** 40) throw new Ext4Error(`${p}: larger than ext4's 16 TiB file limit`);
+        if (allocBytes > fsBytes) throw new Ext4Error(`${p()} (${c.size} bytes) is larger than the ${Math.floor(opts.partitionBytes / 1048576)} MiB file system; give a larger --disk-size`);
+        if (c.size > 16 * 2 ** 40) throw new Ext4Error(`${p()}: larger than ext4's 16 TiB file limit`);
         const ext: Extent[] = [];
         const nb = c.blocks.length;
         let k = 0;
@@ -288,7 +302,7 @@ export function buildExt4(tree: Tree, opts: Ext4Options): Ext4Image {
       case EntryType.Symlink: {
         const target = Buffer.from(inode.target ?? '', 'latin1');
         node.size = target.length;
-        if (target.length >= C.BLOCK_SIZE) throw new Ext4Error(`${p}: symlink target longer than 4095 bytes`);
+        if (target.length >= C.BLOCK_SIZE) throw new Ext4Error(`${p()}: symlink target longer than 4095 bytes`);
         if (target.length <= C.FAST_SYMLINK_MAX) {
           node.iblock = Buffer.alloc(60);
           target.copy(node.iblock);

@@ -47,6 +47,10 @@ const MAX_IDS = 65536;
 const DEV_MAJOR_MAX = 0xfff;
 const DEV_MINOR_MAX = 0xfffff;
 const U32 = 2 ** 32;
+/** A metadata reference is block << 16 | offset: the block is its value over this. */
+const REF_BLOCK = 65536;
+/** The size words of an empty file. */
+const NO_SIZES = Buffer.alloc(0);
 
 /** A piece of the image, in order. */
 export type SquashfsPiece =
@@ -61,8 +65,8 @@ export interface SquashfsImage {
   size: number;
   /** superblock bytes_used: the end of the last table */
   bytesUsed: number;
-  /** pool block id -> position of its first copy's stored bytes (after the zlib header when compressed) */
-  placed: Map<number, number>;
+  /** pool block id -> position of its first copy's stored bytes (after the zlib header when compressed); 0: not in the image */
+  placed: Float64Array;
   /** the zlib header of every compressed data block */
   zlibHeader: Buffer;
   inodes: number;
@@ -102,9 +106,14 @@ class MetadataWriter {
     return this.fill;
   }
 
-  /** Reference (block << 16 | offset) of the next byte appended. */
+  /** Reference (block << 16 | offset) of the next byte appended, as a number (exact below 2^53). */
+  get refNumber(): number {
+    return this.block * REF_BLOCK + this.fill;
+  }
+
+  /** The same reference as a bigint. */
   get ref(): bigint {
-    return (BigInt(this.block) << 16n) | BigInt(this.fill);
+    return BigInt(this.refNumber);
   }
 
   append(b: Buffer): void {
@@ -149,25 +158,6 @@ function indexedTable(entries: Buffer, at: number): { bytes: Buffer; indexAt: nu
 
 // ---- the tree pass ---------------------------------------------------------------
 
-interface Entry {
-  name: string; // latin1 bytes
-  ino: number;
-}
-
-/** What the writer knows of one inode once it is written. */
-interface Written {
-  ref: bigint;
-  number: number;
-  basicType: number;
-}
-
-/** A file's data in the image: where its blocks start and their size words. */
-interface FileData {
-  start: number;
-  sizes: Uint32Array;
-  sparse: number; // bytes of sparse blocks
-}
-
 function basicTypeOf(t: EntryType): number {
   switch (t) {
     case EntryType.Dir: return T_DIR;
@@ -201,45 +191,59 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
   const warnings: string[] = [];
   const cannot = (path: string, why: string) => new UserError(`${opts.name}: ${path} cannot be stored in squashfs: ${why}`);
 
-  // 1. walk: sorted children (cached), link counts, parents, and the write order (post-order)
-  const kids = new Map<number, Entry[]>();
-  const parent = new Map<number, number>([[ROOT_INO, -1]]);
-  const links = new Map<number, number>();
-  const pathOf = new Map<number, string>([[ROOT_INO, '/']]);
-  const order: number[] = [];
-  const numberOf = new Map<number, number>();
+  // 1. walk: sorted children (cached), link counts, parents, and the write order (post-order).
+  // Per-inode facts live in typed arrays indexed by the tree's inode numbers.
+  const limit = tree.inoLimit;
+  const kids = new Map<number, [string, number][]>();
+  const parentOf = new Uint32Array(limit); // directory -> its parent directory (the root: itself)
+  const links = new Uint32Array(limit);
+  const numberOf = new Uint32Array(limit); // squashfs inode number, 0 until numbered
+  const order = new Uint32Array(tree.inodes.size);
+  let inodeCount = 0;
+  // where an inode's first entry is (its directory and name), for the paths messages show
+  const entryDir = new Uint32Array(limit);
+  const entryName: string[] = [];
+  const pathOf = (ino: number, name = entryName[ino]): string => {
+    if (ino === ROOT_INO) return '/';
+    if (name === undefined) return '?';
+    const parts = [name];
+    for (let d = ino === ROOT_INO ? ROOT_INO : entryDir[ino]; d !== ROOT_INO; d = entryDir[d]) parts.push(entryName[d]);
+    return `/${parts.reverse().join('/')}`;
+  };
   const stack: { ino: number; i: number }[] = [{ ino: ROOT_INO, i: 0 }];
-  kids.set(ROOT_INO, sortedEntries(tree, ROOT_INO));
+  parentOf[ROOT_INO] = ROOT_INO;
+  kids.set(ROOT_INO, tree.sortedChildren(ROOT_INO));
   while (stack.length) {
     const top = stack[stack.length - 1];
     const list = kids.get(top.ino)!;
     if (top.i === list.length) {
       stack.pop();
-      numberOf.set(top.ino, order.length + 1);
-      order.push(top.ino);
+      numberOf[top.ino] = ++inodeCount;
+      order[inodeCount - 1] = top.ino;
       continue;
     }
-    const e = list[top.i++];
-    const path = `${pathOf.get(top.ino) === '/' ? '' : pathOf.get(top.ino)}/${e.name}`;
-    if (Buffer.byteLength(e.name, 'latin1') > NAME_MAX) {
-      throw cannot(Buffer.from(path, 'latin1').toString('utf8'), `its name is ${Buffer.byteLength(e.name, 'latin1')} bytes long (at most ${NAME_MAX})`);
+    const [name, ino] = list[top.i++];
+    const childPath = () => `${top.ino === ROOT_INO ? '' : pathOf(top.ino)}/${name}`;
+    if (Buffer.byteLength(name, 'latin1') > NAME_MAX) {
+      throw cannot(Buffer.from(childPath(), 'latin1').toString('utf8'), `its name is ${Buffer.byteLength(name, 'latin1')} bytes long (at most ${NAME_MAX})`);
     }
-    const inode = tree.inodes.get(e.ino)!;
-    links.set(e.ino, (links.get(e.ino) ?? 0) + 1);
+    const inode = tree.inodes.get(ino)!;
+    links[ino]++;
     if (inode.type === EntryType.Dir) {
-      if (parent.has(e.ino)) throw new Error(`${opts.name}: directory ${path} is linked twice`);
-      parent.set(e.ino, top.ino);
-      pathOf.set(e.ino, path);
-      kids.set(e.ino, sortedEntries(tree, e.ino));
-      stack.push({ ino: e.ino, i: 0 });
-    } else if (!numberOf.has(e.ino)) {
-      pathOf.set(e.ino, path);
-      numberOf.set(e.ino, order.length + 1);
-      order.push(e.ino);
+      if (parentOf[ino] !== 0) throw new Error(`${opts.name}: directory ${childPath()} is linked twice`);
+      parentOf[ino] = top.ino;
+      entryDir[ino] = top.ino;
+      entryName[ino] = name;
+      kids.set(ino, tree.sortedChildren(ino));
+      stack.push({ ino, i: 0 });
+    } else if (numberOf[ino] === 0) {
+      entryDir[ino] = top.ino;
+      entryName[ino] = name;
+      numberOf[ino] = ++inodeCount;
+      order[inodeCount - 1] = ino;
     }
   }
-  const inodeCount = order.length;
-  const display = (ino: number) => Buffer.from(pathOf.get(ino) ?? '?', 'latin1').toString('utf8');
+  const display = (ino: number) => Buffer.from(pathOf(ino), 'latin1').toString('utf8');
 
   // 2. owners, xattrs, mtimes
   const ids = new Map<number, number>();
@@ -306,37 +310,29 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
 
   // 3. data blocks, in depth-first name order; identical contents share theirs
   const pieces: SquashfsPiece[] = [{ kind: 'bytes', data: Buffer.alloc(SUPERBLOCK_SIZE) }];
-  const placed = new Map<number, number>();
-  const dataOf = new Map<Content, FileData>();
+  const placed = new Float64Array(blocks.length + 1);
+  const startOf = new Map<Content, number>(); // where each content's blocks start
   let pos = SUPERBLOCK_SIZE;
   let copies = 0;
-  const placeFile = (c: Content | undefined, ino: number): FileData => {
-    if (!c || c.size === 0) return { start: pos, sizes: new Uint32Array(0), sparse: 0 };
-    const known = dataOf.get(c);
-    if (known) return known;
+  const placeFile = (c: Content, ino: number): void => {
+    if (c.size === 0 || startOf.has(c)) return;
     const n = Math.ceil(c.size / BLOCK_SIZE);
     if (c.blocks.length !== n) throw new Error(`${opts.name}: ${display(ino)}: ${c.blocks.length} pool blocks for ${c.size} bytes`);
-    const d: FileData = { start: pos, sizes: new Uint32Array(n), sparse: 0 };
+    startOf.set(c, pos);
     for (let k = 0; k < n; k++) {
       const len = Math.min(BLOCK_SIZE, c.size - k * BLOCK_SIZE);
       const id = c.blocks[k];
-      if (id === 0) {
-        d.sparse += len;
-        continue;
-      }
+      if (id === 0) continue;
       const b = blocks[id - 1];
       if (!b || b.usize !== len) throw new Error(`${opts.name}: ${display(ino)}: pool block ${id} does not fit block ${k}`);
       const raw = (b.flags & FLAG_RAW) !== 0;
       const onDisk = framedSize(b);
       if (onDisk > BLOCK_SIZE || (!raw && onDisk >= b.usize)) throw new Error(`pool block ${id}: ${onDisk} bytes as a data block of ${b.usize}`);
-      d.sizes[k] = raw ? b.usize | DATA_UNCOMPRESSED : onDisk;
-      if (placed.has(id)) copies++;
-      else placed.set(id, raw ? pos : pos + ZLIB_HEADER_LEN);
+      if (placed[id] !== 0) copies++;
+      else placed[id] = raw ? pos : pos + ZLIB_HEADER_LEN;
       pieces.push({ kind: 'block', id });
       pos += onDisk;
     }
-    dataOf.set(c, d);
-    return d;
   };
   for (const walk = [{ list: kids.get(ROOT_INO)!, i: 0 }]; walk.length;) {
     const top = walk[walk.length - 1];
@@ -344,35 +340,52 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
       walk.pop();
       continue;
     }
-    const e = top.list[top.i++];
-    const inode = tree.inodes.get(e.ino)!;
-    if (inode.type === EntryType.Dir) walk.push({ list: kids.get(e.ino)!, i: 0 });
-    else if (inode.type === EntryType.File) placeFile(inode.content, e.ino);
+    const ino = top.list[top.i++][1];
+    const inode = tree.inodes.get(ino)!;
+    if (inode.type === EntryType.Dir) walk.push({ list: kids.get(ino)!, i: 0 });
+    else if (inode.type === EntryType.File && inode.content) placeFile(inode.content, ino);
   }
   const dataEnd = pos;
+  /** A file's data: where its blocks start, the bytes of its sparse blocks, and its block size words (as placeFile laid them out). */
+  const fileData = (c: Content | undefined): { start: number; sparse: number; sizes: Buffer } => {
+    if (!c || c.size === 0) return { start: dataEnd, sparse: 0, sizes: NO_SIZES };
+    const sizes = Buffer.alloc(4 * c.blocks.length);
+    let sparse = 0;
+    for (let k = 0; k < c.blocks.length; k++) {
+      const id = c.blocks[k];
+      if (id === 0) {
+        sparse += Math.min(BLOCK_SIZE, c.size - k * BLOCK_SIZE);
+        continue;
+      }
+      const b = blocks[id - 1];
+      sizes.writeUInt32LE(b.flags & FLAG_RAW ? b.usize | DATA_UNCOMPRESSED : framedSize(b), 4 * k);
+    }
+    return { start: startOf.get(c)!, sparse, sizes };
+  };
 
   // 4. inodes and directory listings, in write order
   const inodesW = new MetadataWriter();
   const dirsW = new MetadataWriter();
-  const written = new Map<number, Written>();
-  const refByNumber: bigint[] = new Array(inodeCount);
-  for (const ino of order) {
+  const refOf = new Float64Array(limit); // inode reference (block << 16 | offset) of each inode written
+  const typeOf = new Uint8Array(limit); // its basic type
+  const refByNumber = new Float64Array(inodeCount);
+  for (const ino of order.subarray(0, inodeCount)) {
     const inode = tree.inodes.get(ino)!;
-    const number = numberOf.get(ino)!;
+    const number = numberOf[ino];
     const xattr = xattrOf(inode);
     const ext = xattr !== NO_XATTR;
-    const ref = inodesW.ref;
+    const ref = inodesW.refNumber;
     const basic = basicTypeOf(inode.type);
     let body: Buffer;
     let type = basic;
     switch (inode.type) {
       case EntryType.Dir: {
-        const listing = dirListing(kids.get(ino)!, written);
+        const listing = dirListing(kids.get(ino)!, refOf, numberOf, typeOf);
         const at = { block: dirsW.block, offset: dirsW.offset };
         dirsW.append(listing);
         const fileSize = listing.length + 3;
-        const subdirs = kids.get(ino)!.filter((e) => tree.inodes.get(e.ino)!.type === EntryType.Dir).length;
-        const parentNo = ino === ROOT_INO ? inodeCount + 1 : numberOf.get(parent.get(ino)!)!;
+        const subdirs = kids.get(ino)!.filter((e) => tree.inodes.get(e[1])!.type === EntryType.Dir).length;
+        const parentNo = ino === ROOT_INO ? inodeCount + 1 : numberOf[parentOf[ino]];
         if (at.block >= U32) throw cannot(display(ino), 'the directory table is over 4 GiB');
         if (ext || fileSize > 0xffff) {
           type = T_LDIR;
@@ -397,9 +410,9 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
       case EntryType.File: {
         const c = inode.content;
         const size = c?.size ?? 0;
-        const d = size ? dataOf.get(c!)! : placeFile(undefined, ino);
-        const nlink = links.get(ino)!;
-        const sizes = Buffer.from(d.sizes.buffer, d.sizes.byteOffset, d.sizes.byteLength);
+        const d = fileData(c);
+        const nlink = links[ino];
+        const sizes = d.sizes;
         if (nlink > 1 || ext || size >= U32 || d.start >= U32 || d.sparse > 0) {
           type = T_LREG;
           body = Buffer.alloc(40 + sizes.length);
@@ -424,7 +437,7 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
       case EntryType.Symlink: {
         const target = Buffer.from(inode.target ?? '', 'latin1');
         body = Buffer.alloc(8 + target.length + (ext ? 4 : 0));
-        body.writeUInt32LE(links.get(ino)!, 0);
+        body.writeUInt32LE(links[ino], 0);
         body.writeUInt32LE(target.length, 4);
         target.copy(body, 8);
         if (ext) body.writeUInt32LE(xattr, 8 + target.length);
@@ -436,21 +449,22 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
           throw cannot(display(ino), `device ${inode.rdevMajor}:${inode.rdevMinor} is out of range (major <= ${DEV_MAJOR_MAX}, minor <= ${DEV_MINOR_MAX})`);
         }
         body = Buffer.alloc(ext ? 12 : 8);
-        body.writeUInt32LE(links.get(ino)!, 0);
+        body.writeUInt32LE(links[ino], 0);
         body.writeUInt32LE(encodeRdev(inode.rdevMajor, inode.rdevMinor), 4);
         if (ext) body.writeUInt32LE(xattr, 8);
         break;
       }
       default: { // fifo, socket
         body = Buffer.alloc(ext ? 8 : 4);
-        body.writeUInt32LE(links.get(ino)!, 0);
+        body.writeUInt32LE(links[ino], 0);
         if (ext) body.writeUInt32LE(xattr, 4);
       }
     }
     if (ext && type === basic) type = basic + T_EXTENDED;
     inodesW.append(header(inode, type, number));
     inodesW.append(body);
-    written.set(ino, { ref, number, basicType: basic });
+    refOf[ino] = ref;
+    typeOf[ino] = basic;
     refByNumber[number - 1] = ref;
   }
   if (dropped.length) {
@@ -470,7 +484,7 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
   pos += dirTable.length;
   const fragmentTableStart = pos; // no fragments: where mksquashfs would put the (empty) table
   const exportEntries = Buffer.alloc(8 * inodeCount);
-  refByNumber.forEach((r, i) => exportEntries.writeBigUInt64LE(r, 8 * i));
+  refByNumber.forEach((r, i) => exportEntries.writeBigUInt64LE(BigInt(r), 8 * i));
   const exportT = indexedTable(exportEntries, pos);
   pos += exportT.bytes.length;
   const idEntries = Buffer.alloc(4 * ids.size);
@@ -501,24 +515,20 @@ export function layoutSquashfs(tree: Tree, blocks: readonly BlockInfo[], opts: S
   pieces.push({ kind: 'bytes', data: Buffer.concat(tables) });
   if (size > bytesUsed) pieces.push({ kind: 'zero', n: size - bytesUsed });
 
-  const root = written.get(ROOT_INO)!;
+  const rootRef = BigInt(refOf[ROOT_INO]);
   pieces[0] = {
     kind: 'bytes',
     data: encodeSuperblock({
       s_magic: SQUASHFS_MAGIC, inodes: inodeCount, mkfs_time: opts.mkfsTime, block_size: BLOCK_SIZE, fragments: 0,
       compression: COMPRESSION_GZIP, block_log: BLOCK_LOG,
       flags: FLAG_NO_FRAGMENTS | FLAG_DUPLICATES | FLAG_EXPORTABLE | (xattrIds.length ? 0 : FLAG_NO_XATTRS),
-      no_ids: ids.size, s_major: 4, s_minor: 0, root_inode: root.ref, bytes_used: BigInt(bytesUsed),
+      no_ids: ids.size, s_major: 4, s_minor: 0, root_inode: rootRef, bytes_used: BigInt(bytesUsed),
       id_table_start: BigInt(idT.indexAt), xattr_id_table_start: xattrIdTableStart,
       inode_table_start: BigInt(inodeTableStart), directory_table_start: BigInt(dirTableStart),
       fragment_table_start: BigInt(fragmentTableStart), lookup_table_start: BigInt(exportT.indexAt),
     }),
   };
   return { pieces, size, bytesUsed, placed, zlibHeader: opts.zlibHeader, inodes: inodeCount, copies, warnings };
-}
-
-function sortedEntries(tree: Tree, dir: number): Entry[] {
-  return tree.sortedChildren(dir).map(([name, ino]) => ({ name, ino }));
 }
 
 /**
@@ -528,30 +538,31 @@ function sortedEntries(tree: Tree, dir: number): Entry[] {
  * run's base for the entry's signed 16-bit delta (inodes are written in
  * number order, so the block changes first: the delta check is a guard).
  */
-function dirListing(entries: Entry[], written: Map<number, Written>): Buffer {
+function dirListing(entries: [string, number][], refOf: Float64Array, numberOf: Uint32Array, typeOf: Uint8Array): Buffer {
   const parts: Buffer[] = [];
+  const blockOf = (ino: number) => Math.floor(refOf[ino] / REF_BLOCK);
   for (let i = 0; i < entries.length;) {
-    const first = written.get(entries[i].ino)!;
-    const block = Number(first.ref >> 16n);
+    const first = entries[i][1];
+    const block = blockOf(first);
     let j = i + 1;
     while (j < entries.length && j - i < DIR_ENTRIES_MAX) {
-      const w = written.get(entries[j].ino)!;
-      const delta = w.number - first.number;
-      if (Number(w.ref >> 16n) !== block || delta < DIR_DELTA_MIN || delta > DIR_DELTA_MAX) break;
+      const w = entries[j][1];
+      const delta = numberOf[w] - numberOf[first];
+      if (blockOf(w) !== block || delta < DIR_DELTA_MIN || delta > DIR_DELTA_MAX) break;
       j++;
     }
     const head = Buffer.alloc(12);
     head.writeUInt32LE(j - i - 1, 0);
     head.writeUInt32LE(block, 4);
-    head.writeUInt32LE(first.number, 8);
+    head.writeUInt32LE(numberOf[first], 8);
     parts.push(head);
     for (let k = i; k < j; k++) {
-      const w = written.get(entries[k].ino)!;
-      const name = Buffer.from(entries[k].name, 'latin1');
+      const [n, w] = entries[k];
+      const name = Buffer.from(n, 'latin1');
       const e = Buffer.alloc(8);
-      e.writeUInt16LE(Number(w.ref & 0xffffn), 0);
-      e.writeInt16LE(w.number - first.number, 2);
-      e.writeUInt16LE(w.basicType, 4);
+      e.writeUInt16LE(refOf[w] % REF_BLOCK, 0);
+      e.writeInt16LE(numberOf[w] - numberOf[first], 2);
+      e.writeUInt16LE(typeOf[w], 4);
       e.writeUInt16LE(name.length - 1, 6);
       parts.push(e, name);
     }
