@@ -24,6 +24,9 @@ const rd = (f) => {
   return fs.readFileSync(p, 'utf8');
 };
 const tsv = (f) => rd(f).split('\n').filter(Boolean).map((l) => l.split('\t'));
+// sections 13 and 14 record as they go: a file a failed part never wrote reads as empty, in any run
+const rdOpt = (f) => (fs.existsSync(path.join(work, f)) ? rd(f) : f.endsWith('.json') ? '{}' : '');
+const tsvOpt = (f) => rdOpt(f).split('\n').filter(Boolean).map((l) => l.split('\t'));
 
 const facts = Object.fromEntries(tsv('facts.tsv').map(([k, ...v]) => [k, v.join('\t')]));
 only = facts.bench_only || '';
@@ -45,7 +48,7 @@ const newdisk = tsv('newdisk.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(
 const ndChecks = tsv('newdisk-checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
 const ndRecipesJson = JSON.parse(rd('newdisk-recipes.json'));
 const ndRecipes = Array.isArray(ndRecipesJson) ? ndRecipesJson : [];
-const scale = tsv('scale.tsv').map(([n, kind, rep, v]) => ({ n: Number(n), kind, rep: Number(rep), v: Number(v) }));
+const scale = tsvOpt('scale.tsv').map(([n, kind, rep, v]) => ({ n: Number(n), kind, rep: Number(rep), v: Number(v) }));
 
 const MB = 1e6;
 const MiB = 1 << 20;
@@ -280,12 +283,12 @@ const scaleMetrics = [
   },
 ];
 // soak (section 14): the daemon's samples while 16 readers read (t, phase, VmRSS kB, VmHWM kB, fds, threads, reads, bytes)
-const soak = JSON.parse(rd('soak.json'));
-const soakBase = JSON.parse(rd('soak-base.json'));
-const soakSamples = tsv('soak-samples.tsv').map(([t, phase, rss, hwm, fds, threads, reads, bytes]) => ({
+const soak = JSON.parse(rdOpt('soak.json'));
+const soakBase = JSON.parse(rdOpt('soak-base.json'));
+const soakSamples = tsvOpt('soak-samples.tsv').map(([t, phase, rss, hwm, fds, threads, reads, bytes]) => ({
   t: Number(t), phase, rss: Number(rss), hwm: Number(hwm), fds: Number(fds), threads: Number(threads), reads: Number(reads), bytes: Number(bytes),
 }));
-const soakChecks = tsv('soak-checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
+const soakChecks = tsvOpt('soak-checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
 const SOAK_WARMUP = 30;
 const soakReading = soakSamples.filter((x) => x.phase === 'reading');
 // start: the first sample after the warm-up; end: the last one while the readers ran
@@ -806,7 +809,9 @@ function soakSection() {
     'checked below before the readers start). The page cache is dropped (`echo 1 > drop_caches`) every 20 s so the reads keep',
     `reaching the daemon. Views: ${facts.soak_views}. Load average: ${facts.soak_load_start} when the references were made, ${facts.soak_load_end} after the readers.`, '');
   if (soak.reads !== undefined) {
-    L.push(`Reads: ${soak.reads} (${mb(soak.bytes)}) checked, ${soak.mismatches} mismatches, ${soak.errors} errors; ${f1(soakRate(soak))} MB/s. Local baseline (the same readers, ${f1(soakBase.seconds)} s, the references read as targets): ${soakBase.reads} reads, ${mb(soakBase.bytes)}, ${f1(soakRate(soakBase))} MB/s, ${soakBase.mismatches} mismatches, ${soakBase.errors} errors.`, '');
+    const base = soakBase.reads === undefined ? 'Local baseline: not measured (its readers failed).'
+      : `Local baseline (the same readers, ${f1(soakBase.seconds)} s, the references read as targets): ${soakBase.reads} reads, ${mb(soakBase.bytes)}, ${f1(soakRate(soakBase))} MB/s, ${soakBase.mismatches} mismatches, ${soakBase.errors} errors.`;
+    L.push(`Reads: ${soak.reads} (${mb(soak.bytes)}) checked, ${soak.mismatches} mismatches, ${soak.errors} errors; ${f1(soakRate(soak))} MB/s. ${base}`, '');
     if (soak.details && soak.details.length) {
       L.push('First mismatches and errors:', '');
       for (const d of soak.details.slice(0, 10)) L.push(`- ${d}`);
