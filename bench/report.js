@@ -3,7 +3,7 @@
 // Turns the raw measurements bench/run.sh left in its work directory
 // (facts.tsv, conv-times.tsv, conv-sizes.tsv, reads.tsv, build-progress.log,
 // views.json, remote.tsv, ...) into bench/results.md and a compact summary on
-// stdout. After BENCH_ONLY=11 or 12 (fact bench_only) only that section's files
+// stdout. After BENCH_ONLY=11 to 14 (fact bench_only) only that section's files
 // are there, and only its figures are written.
 //   node bench/report.js WORKDIR RESULTS.md
 // Exits 1 when BENCH_STRICT=1 and a target is missed.
@@ -24,13 +24,17 @@ const rd = (f) => {
   return fs.readFileSync(p, 'utf8');
 };
 const tsv = (f) => rd(f).split('\n').filter(Boolean).map((l) => l.split('\t'));
+// sections 13 and 14 record as they go: a file a failed part never wrote reads as empty, in any run
+const rdOpt = (f) => (fs.existsSync(path.join(work, f)) ? rd(f) : f.endsWith('.json') ? '{}' : '');
+const tsvOpt = (f) => rdOpt(f).split('\n').filter(Boolean).map((l) => l.split('\t'));
 
 const facts = Object.fromEntries(tsv('facts.tsv').map(([k, ...v]) => [k, v.join('\t')]));
 only = facts.bench_only || '';
 const convTimes = tsv('conv-times.tsv').map(([p, s]) => [p, Number(s)]);
 const convSizes = tsv('conv-sizes.tsv').map(([p, b]) => [p, Number(b)]);
 const reads = tsv('reads.tsv').map(([kind, rep, file, v]) => ({ kind, rep: Number(rep), file, v: Number(v) }));
-const views = JSON.parse(rd('views.json'));
+const viewsJson = JSON.parse(rd('views.json'));
+const views = Array.isArray(viewsJson) ? viewsJson : [];
 const num = (k) => Number(facts[k]);
 const disk = tsv('disk.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(rep), v: Number(v) }));
 const marks = tsv('marks.tsv').map(([name, t, busy, ours, daemon]) => ({ name, t: Number(t), busy: Number(busy), ours: Number(ours), daemon: Number(daemon) }));
@@ -44,6 +48,7 @@ const newdisk = tsv('newdisk.tsv').map(([kind, rep, v]) => ({ kind, rep: Number(
 const ndChecks = tsv('newdisk-checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
 const ndRecipesJson = JSON.parse(rd('newdisk-recipes.json'));
 const ndRecipes = Array.isArray(ndRecipesJson) ? ndRecipesJson : [];
+const scale = tsvOpt('scale.tsv').map(([n, kind, rep, v]) => ({ n: Number(n), kind, rep: Number(rep), v: Number(v) }));
 
 const MB = 1e6;
 const MiB = 1 << 20;
@@ -228,10 +233,109 @@ const newDiskMetrics = [
     fmt: String, ratio: null, target: 'no errors', ok: () => ndU() === 'ok' && ndB() === 'ok',
   },
 ];
-// BENCH_ONLY=11 or 12: the other sections' metrics were not measured
+// scale (section 13): per tree size (entries) and kind, the median of the reps (NaN: not measured)
+const SC_SMALL = 100000;
+const SC_LARGE = 1000000;
+const scVals = (n, k) => scale.filter((r) => r.n === n && r.kind === k).map((r) => r.v);
+const scMed = (n, k) => (scVals(n, k).length ? median(scVals(n, k)) : NaN);
+const scNot = (n) => (scVals(n, 'entries').length ? (scMed(n, 'build-rc') ? `not measured: uniso build of the ${n}-entry tree failed (exit ${scMed(n, 'build-rc')})` : '') : `not measured: the ${n}-entry tree was skipped (BENCH_SCALE_${n === SC_SMALL ? '100K' : '1M'}=0)`);
+const kbMiB = (kb) => kb * 1024 / MiB;
+const scaleMetrics = [
+  {
+    name: 'scale 100k entries: mount ready, cold (`uniso mount` until `ls MNT` answers) vs squashfuse -f, median (s)', u: scMed(SC_SMALL, 'mount-ready-s'), b: scMed(SC_SMALL, 'sq-ready-s'),
+    fmt: f2, ratio: scMed(SC_SMALL, 'mount-ready-s') / scMed(SC_SMALL, 'sq-ready-s'), target: '<= 1 s', ok: () => scMed(SC_SMALL, 'mount-ready-s') <= 1, pending: scNot(SC_SMALL),
+  },
+  {
+    name: 'scale 100k entries: daemon VmHWM after `ls -lR` of rootfs/ vs squashfuse\'s (MiB)', u: kbMiB(scMed(SC_SMALL, 'hwm-walk-kb')), b: kbMiB(scMed(SC_SMALL, 'sq-hwm-walk-kb')),
+    fmt: f1, ratio: scMed(SC_SMALL, 'hwm-walk-kb') / scMed(SC_SMALL, 'sq-hwm-walk-kb'), target: '<= 250 MiB', ok: () => kbMiB(scMed(SC_SMALL, 'hwm-walk-kb')) <= 250, pending: scNot(SC_SMALL),
+  },
+  {
+    name: 'scale 100k entries: catalog bytes per entry', u: scMed(SC_SMALL, 'catalog-bytes') / scMed(SC_SMALL, 'entries'), b: NaN,
+    fmt: f1, ratio: null, target: '<= 200', ok: () => scMed(SC_SMALL, 'catalog-bytes') / scMed(SC_SMALL, 'entries') <= 200, pending: scNot(SC_SMALL),
+  },
+  {
+    name: 'scale 100k entries: build time, uniso build (all views) vs mksquashfs -comp gzip (s)', u: scMed(SC_SMALL, 'build-s'), b: scMed(SC_SMALL, 'sq-build-s'),
+    fmt: f1, ratio: scMed(SC_SMALL, 'build-s') / scMed(SC_SMALL, 'sq-build-s'), target: 'info', ok: () => null, pending: scNot(SC_SMALL),
+  },
+  {
+    // a build that failed has a peak RSS too, but fails the target: it never got to the end
+    name: 'scale 1M entries: build peak RSS vs mksquashfs\'s (MiB)', u: scMed(SC_LARGE, 'build-rc') ? `${f1(kbMiB(scMed(SC_LARGE, 'build-maxrss-kb')))} (the build failed: exit ${scMed(SC_LARGE, 'build-rc')})` : kbMiB(scMed(SC_LARGE, 'build-maxrss-kb')),
+    b: kbMiB(scMed(SC_LARGE, 'sq-build-maxrss-kb')),
+    fmt: f1, ratio: scMed(SC_LARGE, 'build-maxrss-kb') / scMed(SC_LARGE, 'sq-build-maxrss-kb'), target: '<= 2 GiB', ok: () => !scMed(SC_LARGE, 'build-rc') && kbMiB(scMed(SC_LARGE, 'build-maxrss-kb')) <= 2048,
+    // a failed build still has its peak RSS
+    pending: scVals(SC_LARGE, 'build-maxrss-kb').length ? '' : scNot(SC_LARGE) || 'not measured',
+  },
+  {
+    name: 'scale 1M entries: build time per 100k entries, uniso vs mksquashfs (s)', u: scMed(SC_LARGE, 'build-s') / 10, b: scMed(SC_LARGE, 'sq-build-s') / 10,
+    fmt: f1, ratio: scMed(SC_LARGE, 'build-s') / scMed(SC_LARGE, 'sq-build-s'), target: 'info', ok: () => null, pending: scNot(SC_LARGE),
+  },
+  {
+    name: 'scale 1M entries: build peak RSS per 100k entries, uniso vs mksquashfs (MiB)', u: kbMiB(scMed(SC_LARGE, 'build-maxrss-kb')) / 10, b: kbMiB(scMed(SC_LARGE, 'sq-build-maxrss-kb')) / 10,
+    fmt: f1, ratio: null, target: 'info', ok: () => null, pending: scVals(SC_LARGE, 'build-maxrss-kb').length ? '' : scNot(SC_LARGE) || 'not measured',
+  },
+  {
+    name: 'scale 1M entries: mount ready vs squashfuse -f, median (s)', u: scMed(SC_LARGE, 'mount-ready-s'), b: scMed(SC_LARGE, 'sq-ready-s'),
+    fmt: f2, ratio: scMed(SC_LARGE, 'mount-ready-s') / scMed(SC_LARGE, 'sq-ready-s'), target: 'info', ok: () => null, pending: scNot(SC_LARGE),
+  },
+  {
+    name: 'scale 1M entries: daemon VmHWM after `ls -lR` vs squashfuse\'s (MiB)', u: kbMiB(scMed(SC_LARGE, 'hwm-walk-kb')), b: kbMiB(scMed(SC_LARGE, 'sq-hwm-walk-kb')),
+    fmt: f1, ratio: scMed(SC_LARGE, 'hwm-walk-kb') / scMed(SC_LARGE, 'sq-hwm-walk-kb'), target: 'info', ok: () => null, pending: scNot(SC_LARGE),
+  },
+];
+// soak (section 14): the daemon's samples while 16 readers read (t, phase, VmRSS kB, VmHWM kB, fds, threads, reads, bytes)
+const soak = JSON.parse(rdOpt('soak.json'));
+const soakBase = JSON.parse(rdOpt('soak-base.json'));
+const soakSamples = tsvOpt('soak-samples.tsv').map(([t, phase, rss, hwm, fds, threads, reads, bytes]) => ({
+  t: Number(t), phase, rss: Number(rss), hwm: Number(hwm), fds: Number(fds), threads: Number(threads), reads: Number(reads), bytes: Number(bytes),
+}));
+const soakChecks = tsvOpt('soak-checks.tsv').map(([name, result, detail]) => ({ name, ok: result === 'ok', detail }));
+const SOAK_WARMUP = 30;
+const soakReading = soakSamples.filter((x) => x.phase === 'reading');
+// start: the first sample after the warm-up; end: the last one while the readers ran
+const soakStart = soakReading.find((x) => x.t >= SOAK_WARMUP) || null;
+const soakEnd = soakReading.length ? soakReading[soakReading.length - 1] : null;
+// fds and threads at the start: the most over the minute after the warm-up (requests in flight vary)
+const soakStartWin = soakReading.filter((x) => x.t >= SOAK_WARMUP && x.t < SOAK_WARMUP + 60);
+const soakStartMax = (k) => (soakStartWin.length ? Math.max(...soakStartWin.map((x) => x[k])) : NaN);
+const soakSv = (x, k) => (x ? x[k] : NaN);
+const soakPending = soak.reads === undefined ? 'not measured: the soak readers did not finish' : '';
+const soakRate = (o) => o.bytes / o.seconds / MB;
+const soakRefsOk = () => (soakChecks.length && soakChecks.every((c) => c.ok) ? 'ok' : 'FAIL');
+const soakMetrics = [
+  {
+    name: `soak: daemon VmRSS at the end vs ${SOAK_WARMUP} s in, ${facts.soak_readers} readers for ${facts.soak_seconds} s (MiB)`, u: kbMiB(soakSv(soakEnd, 'rss')), b: kbMiB(soakSv(soakStart, 'rss')),
+    fmt: f1, ratio: soakSv(soakEnd, 'rss') / soakSv(soakStart, 'rss'), target: '<= 1.1', ok: (r) => r <= 1.1, pending: soakStart ? soakPending : soakPending || 'not measured: no sample after the warm-up',
+  },
+  {
+    name: 'soak: daemon open fds, end vs start (the most in the minute after the warm-up)', u: soakSv(soakEnd, 'fds'), b: soakStartMax('fds'),
+    fmt: String, ratio: soakSv(soakEnd, 'fds') / soakStartMax('fds'), target: 'no growth', ok: () => soakSv(soakEnd, 'fds') <= soakStartMax('fds'), pending: soakStart ? soakPending : soakPending || 'not measured',
+  },
+  {
+    name: 'soak: daemon threads, end vs start (likewise)', u: soakSv(soakEnd, 'threads'), b: soakStartMax('threads'),
+    fmt: String, ratio: soakSv(soakEnd, 'threads') / soakStartMax('threads'), target: 'no growth', ok: () => soakSv(soakEnd, 'threads') <= soakStartMax('threads'), pending: soakStart ? soakPending : soakPending || 'not measured',
+  },
+  {
+    name: 'soak: reads checked byte for byte against the references, mismatches', u: soak.mismatches, b: NaN,
+    fmt: String, ratio: null, target: '0', ok: () => soak.mismatches === 0, pending: soakPending,
+  },
+  {
+    name: 'soak: read errors', u: soak.errors, b: NaN, fmt: String, ratio: null, target: '0', ok: () => soak.errors === 0, pending: soakPending,
+  },
+  {
+    name: 'soak: checked throughput through FUSE vs the same readers on the local reference copies (MB/s)', u: soakRate(soak), b: soakRate(soakBase),
+    fmt: f1, ratio: soakRate(soak) / soakRate(soakBase), target: 'info', ok: () => null, pending: soakPending,
+  },
+  {
+    name: 'soak: reference copies (uniso extract: sha256 as listed; disks: qemu-img compare with the raw view)', u: soakRefsOk(), b: NaN,
+    fmt: String, ratio: null, target: 'all ok', ok: () => soakRefsOk() === 'ok', pending: soakChecks.length ? '' : 'not measured',
+  },
+];
+// BENCH_ONLY=11 to 14: the other sections' metrics were not measured
 if (only) metrics.length = 0;
 if (!only || only === '11') metrics.push(...remoteMetrics);
 if (!only || only === '12') metrics.push(...newDiskMetrics);
+if (!only || only === '13') metrics.push(...scaleMetrics);
+if (!only || only === '14') metrics.push(...soakMetrics);
 for (const m of metrics) m.pass = m.ok(m.ratio);
 const verdict = (m, bold) => (m.pending ? m.pending.replace(/:.*/, '') : m.pass === null ? 'info' : m.pass ? 'pass' : bold ? '**FAIL**' : 'FAIL');
 const ratioStr = (m) => (m.ratio === null || Number.isNaN(m.ratio) ? '-' : f3(m.ratio));
@@ -312,7 +416,7 @@ L.push(`| uniso commit | ${facts.commit} |`);
 L.push(`| tree | debootstrap --variant=minbase bookworm + extra packages (bench/make-tree.sh): ${mb(num('tree_bytes'))} (du -sb), ${num('tree_entries')} entries, ${facts.tree_packages} packages |`);
 L.push(`| input ISO | ${facts.input_iso}, ${mb(num('input_iso_bytes'))} (xz squashfs, isolinux) |`);
 const nViews = views.filter((v) => !v.path.endsWith('.sha256') && v.path !== 'README.txt').length;
-L.push(`| universal ISO | ${mb(isoBytes)}, ${nViews} views (plus README.txt and a .sha256 per view) |`);
+if (Number.isFinite(isoBytes)) L.push(`| universal ISO | ${mb(isoBytes)}, ${nViews} views (plus README.txt and a .sha256 per view) |`);
 L.push(`| whole \`bench/run.sh\` | ${f1(num('bench_s'))} s |`);
 const foreignCpu = Math.max(0, num('machine_cpu_s') - num('own_cpu_s'));
 const foreignShare = foreignCpu / (num('measured_s') * num('cores'));
@@ -338,10 +442,9 @@ if (sections.length) {
   L.push('', 'Machine CPU from /proc/stat; this run\'s CPU = bash `times` (this script and its children) plus the detached uniso daemons. Kernel work nobody is billed for (page-cache writeback, reclaim after drop_caches) counts as "other".', '');
 }
 
-// BENCH_ONLY=11 or 12: that section alone
+// BENCH_ONLY=11 to 14: that section alone
 if (only) {
-  if (only === '11') remoteSection();
-  else newDiskSection();
+  ({ 11: remoteSection, 12: newDiskSection, 13: scaleSection, 14: soakSection })[only]();
   finish();
   process.exit();
 }
@@ -471,6 +574,8 @@ L.push(`Inflating view: ${facts.docker_view} (${dockerBytes} bytes, every byte i
 
 remoteSection();
 newDiskSection();
+scaleSection();
+soakSection();
 
 L.push('## Method', '');
 L.push(
@@ -630,6 +735,113 @@ function newDiskSection() {
     'copies also for their size as listed. The ISO growth builds run `uniso build` cold, like the first row\'s.', '');
 }
 
+// ---- section 13: scale ----------------------------------------------------------------
+function scaleSection() {
+  const sizes = [...new Set(scale.map((r) => r.n))].sort((a, b) => a - b);
+  if (!sizes.length) return;
+  const both = sizes.includes(SC_SMALL) && sizes.includes(SC_LARGE);
+  L.push('## Scale: 100,000 and 1,000,000 entries', '');
+  L.push('Synthetic trees made once by bench/make-scale-tree.js and cached under bench/cache/scale-N-KEY/: directories of 99 small',
+    'text files (0 to 4095 bytes, mean about 1 KiB; fixed seed, names, modes and mtimes), 100 directories to a top directory,',
+    `N entries in all (directories included). Tools: ${facts.scale_tools}. Each build starts from a dropped page cache and ends with`,
+    '`sync`; peak RSS is `/usr/bin/time` %M (Maximum resident set size). Mount ready: page cache dropped, then from starting',
+    '`uniso mount U.iso MNT` (or `squashfuse -f` of the baseline\'s image, in the background) until `ls MNT` lists something;',
+    `median of ${num('reps')} reps, a fresh daemon each. Daemon RSS: VmRSS/VmHWM of the last rep\'s daemon 1 s after ready, then after`,
+    '`ls -lR MNT/rootfs` (cold: every entry stat\'ed; squashfuse: `ls -lR` of its mount).', '');
+  const col = (n) => (sizes.includes(n) ? n : null);
+  const cols = [col(SC_SMALL), col(SC_LARGE), ...sizes.filter((n) => n !== SC_SMALL && n !== SC_LARGE)].filter((x) => x !== null);
+  const head = cols.map((n) => `${n.toLocaleString('en-US')} entries`);
+  L.push(`| | ${head.join(' | ')} |${both ? ' 1M / 100k (per 10x entries) |' : ''}`, `|---|${cols.map(() => '---:|').join('')}${both ? '---:|' : ''}`);
+  const row = (label, get, fmt) => {
+    const vs = cols.map((n) => get(n));
+    const cells = vs.map((v) => (Number.isFinite(v) ? fmt(v) : '-'));
+    const g = both ? get(SC_LARGE) / get(SC_SMALL) : NaN;
+    L.push(`| ${label} | ${cells.join(' | ')} |${both ? ` ${Number.isFinite(g) ? f2(g) : '-'} |` : ''}`);
+  };
+  const m = scMed;
+  const int = (x) => String(Math.round(x));
+  row('entries (files and directories)', (n) => m(n, 'entries'), int);
+  row('bytes of the files', (n) => m(n, 'file-bytes'), int);
+  row('load average (1 min) when its part started', (n) => m(n, 'load'), f2);
+  row('**uniso build** (all views), s', (n) => m(n, 'build-s'), f1);
+  row('&nbsp;&nbsp;per 100k entries, s', (n) => m(n, 'build-s') / (m(n, 'entries') / 1e5), f1);
+  row('&nbsp;&nbsp;exit status', (n) => m(n, 'build-rc'), int);
+  row('&nbsp;&nbsp;peak RSS, MiB', (n) => kbMiB(m(n, 'build-maxrss-kb')), f1);
+  row('&nbsp;&nbsp;peak RSS per 100k entries, MiB', (n) => kbMiB(m(n, 'build-maxrss-kb')) / (m(n, 'entries') / 1e5), f1);
+  row('mksquashfs -comp gzip (baseline), s', (n) => m(n, 'sq-build-s'), f1);
+  row('&nbsp;&nbsp;peak RSS, MiB', (n) => kbMiB(m(n, 'sq-build-maxrss-kb')), f1);
+  row('uniso build / mksquashfs time', (n) => m(n, 'build-s') / m(n, 'sq-build-s'), f2);
+  row('universal ISO, bytes', (n) => m(n, 'iso-bytes'), int);
+  row('mksquashfs image, bytes', (n) => m(n, 'sq-bytes'), int);
+  row('catalog (/uniso/catalog.sqlite), bytes', (n) => m(n, 'catalog-bytes'), int);
+  row('&nbsp;&nbsp;per entry', (n) => m(n, 'catalog-bytes') / m(n, 'entries'), f1);
+  row('base tree entries in the catalog (`uniso info`)', (n) => m(n, 'base-tree-entries'), int);
+  row('`uniso ls U.iso` (cold), median s', (n) => m(n, 'ls-s'), f3);
+  row('`uniso mount` returned, median s', (n) => m(n, 'mount-cmd-s'), f3);
+  row('**mount ready**, median s', (n) => m(n, 'mount-ready-s'), f3);
+  row('squashfuse -f ready (baseline), median s', (n) => m(n, 'sq-ready-s'), f3);
+  row('daemon VmRSS after ready, MiB', (n) => kbMiB(m(n, 'rss-ready-kb')), f1);
+  row('&nbsp;&nbsp;VmHWM after ready, MiB', (n) => kbMiB(m(n, 'hwm-ready-kb')), f1);
+  row('`ls -lR MNT/rootfs` (cold), s', (n) => m(n, 'walk-s'), f1);
+  row('&nbsp;&nbsp;entries it listed', (n) => m(n, 'walk-entries'), int);
+  row('daemon VmRSS after the walk, MiB', (n) => kbMiB(m(n, 'rss-walk-kb')), f1);
+  row('**daemon VmHWM after the walk**, MiB', (n) => kbMiB(m(n, 'hwm-walk-kb')), f1);
+  row('daemon open fds after the walk', (n) => m(n, 'fds-walk'), int);
+  row('&nbsp;&nbsp;threads', (n) => m(n, 'threads-walk'), int);
+  row('squashfuse `ls -lR` of its mount (cold), s', (n) => m(n, 'sq-walk-s'), f1);
+  row('&nbsp;&nbsp;entries it listed', (n) => m(n, 'sq-walk-entries'), int);
+  row('&nbsp;&nbsp;squashfuse VmHWM after it, MiB', (n) => kbMiB(m(n, 'sq-hwm-walk-kb')), f1);
+  L.push('');
+  for (const n of sizes) {
+    const p = phasesOf(`scale-${n}-build-progress.log`, num(`scale_${n}_build_start`), num(`scale_${n}_build_end`), m(n, 'build-s')).filter((x) => x.name !== 'exit');
+    if (p.length) L.push(`uniso build phases, ${n} entries (s): ${p.map((x) => `${x.name} ${Number.isFinite(x.s) ? f1(x.s) : '?'}`).join('; ')}.`, '');
+  }
+}
+
+// ---- section 14: soak ------------------------------------------------------------------
+function soakSection() {
+  if (soak.reads === undefined && !soakChecks.length) return;
+  L.push('## Soak: concurrent random reads through one mount', '');
+  L.push(`${facts.soak_readers} readers (worker threads, bench/soak.js) read random ranges of random views of U.iso through one \`uniso mount\` for ${f1(soak.seconds || num('soak_seconds'))} s:`,
+    'lengths 1 B to 4 MiB (log-uniform), offsets uniform (30%), within 32 bytes of a 64 KiB boundary and often starting half a read',
+    'before it (30%), inside the data extents of the sparse references (30%), or across the end of the file (10%); a reader reopens',
+    'its file one read in 16. Every range is compared byte for byte with the same pread of a reference copy (`uniso extract`,',
+    'checked below before the readers start). The page cache is dropped (`echo 1 > drop_caches`) every 20 s so the reads keep',
+    `reaching the daemon. Views: ${facts.soak_views}. Load average: ${facts.soak_load_start} when the references were made, ${facts.soak_load_end} after the readers.`, '');
+  if (soak.reads !== undefined) {
+    const base = soakBase.reads === undefined ? 'Local baseline: not measured (its readers failed).'
+      : `Local baseline (the same readers, ${f1(soakBase.seconds)} s, the references read as targets): ${soakBase.reads} reads, ${mb(soakBase.bytes)}, ${f1(soakRate(soakBase))} MB/s, ${soakBase.mismatches} mismatches, ${soakBase.errors} errors.`;
+    L.push(`Reads: ${soak.reads} (${mb(soak.bytes)}) checked, ${soak.mismatches} mismatches, ${soak.errors} errors; ${f1(soakRate(soak))} MB/s. ${base}`, '');
+    if (soak.details && soak.details.length) {
+      L.push('First mismatches and errors:', '');
+      for (const d of soak.details.slice(0, 10)) L.push(`- ${d}`);
+      L.push('');
+    }
+  }
+  if (soakSamples.length) {
+    L.push('Daemon samples (every 5 s; shown every minute, the warm-up sample and the last ones):', '');
+    L.push('| t (s) | phase | VmRSS (MiB) | VmHWM (MiB) | open fds | threads | reads so far | MB/s since the previous row |', '|---:|---|---:|---:|---:|---:|---:|---:|');
+    let prev = null;
+    for (const x of soakSamples) {
+      const show = x.phase !== 'reading' || x === soakStart || x === soakEnd || !prev || Math.floor(x.t / 60) !== Math.floor(prev.shownT / 60);
+      if (!show) continue;
+      const rate = prev && x.t > prev.t ? f1((x.bytes - prev.bytes) / (x.t - prev.t) / MB) : '-';
+      L.push(`| ${f1(x.t)} | ${x.phase}${x === soakStart ? ' (start)' : x === soakEnd ? ' (end)' : ''} | ${f1(kbMiB(x.rss))} | ${f1(kbMiB(x.hwm))} | ${x.fds} | ${x.threads} | ${x.reads} | ${rate} |`);
+      prev = { ...x, shownT: x.t };
+    }
+    L.push('');
+  }
+  if (soak.perFile) {
+    L.push('| view | reads | MB read |', '|---|---:|---:|');
+    for (const [p, v] of Object.entries(soak.perFile).sort((a, b) => (a[0] < b[0] ? -1 : 1))) L.push(`| ${p} | ${v.reads} | ${f1(v.bytes / MB)} |`);
+    L.push('');
+  }
+  L.push(`Reference copies: ${mb(num('soak_refs_alloc_bytes'))} allocated, made and checked in ${f1(num('soak_refs_s'))} s (untimed).`, '');
+  L.push('| check | result | detail |', '|---|---|---|');
+  for (const c of soakChecks) L.push(`| ${c.name} | ${c.ok ? 'ok' : '**FAIL**'} | ${c.detail.replace(/\|/g, '\\|')} |`);
+  L.push('');
+}
+
 // ---- results.md and the stdout summary ---------------------------------------------
 function finish() {
   fs.writeFileSync(out, L.join('\n'));
@@ -642,6 +854,6 @@ function finish() {
   if (skewed.length) process.stdout.write(`${busy ? '' : '\n'}note: other processes skewed these sections' timings:\n`);
   for (const x of skewed) process.stdout.write(`  ${x.name}: ${(100 * x.share).toFixed(0)}% of the cores (${f1(x.foreign)} s of CPU over ${f1(x.wall)} s)\n`);
   process.stdout.write(`\ntree ${mb(num('tree_bytes'))}; bench ${f1(num('bench_s'))} s; details in ${path.relative(process.cwd(), out) || out}\n`);
-  for (const c of [...checks, ...remoteChecks, ...ndChecks].filter((x) => !x.ok)) process.stdout.write(`check failed: ${c.name}: ${c.detail}\n`);
+  for (const c of [...checks, ...remoteChecks, ...ndChecks, ...soakChecks].filter((x) => !x.ok)) process.stdout.write(`check failed: ${c.name}: ${c.detail}\n`);
   if (process.env.BENCH_STRICT === '1' && metrics.some((m) => m.pass === false)) process.exitCode = 1;
 }

@@ -73,17 +73,42 @@
 #                   lxc,docker) `--firmware bios` vs the default build of 1. (all
 #                   formats, hybrid firmware), target <= 1% growth; broken down by
 #                   `uniso build --firmware bios` (all formats) and the catalog
+#  13. scale        synthetic trees of 100,000 and 1,000,000 entries (bench/make-scale-tree.js:
+#                   dirs of 99 small text files, deterministic, cached under bench/cache/),
+#                   each: `uniso build DIR` (all views, cold) vs `mksquashfs -comp gzip`: wall
+#                   time and peak RSS (/usr/bin/time %M); universal ISO and catalog bytes
+#                   (per entry); cold `uniso ls`; mount ready (from starting `uniso mount`
+#                   until `ls MNT` answers, cold) vs `squashfuse -f` of the mksquashfs image,
+#                   median of BENCH_REPS; daemon VmRSS/VmHWM after ready and after a cold
+#                   `ls -lR MNT/rootfs` (vs squashfuse's walk); growth 100k -> 1M. Targets: at
+#                   100k mount ready <= 1 s, daemon VmHWM <= 250 MiB, catalog <= 200 bytes per
+#                   entry; at 1M build peak RSS <= 2 GiB. A failed build or mount is recorded
+#                   (FAIL), not fatal. BENCH_SCALE_1M=0 skips the 1M tree (about 4 GB on disk,
+#                   many minutes), BENCH_SCALE_100K=0 the 100k one
+#  14. soak         BENCH_SOAK_READERS (16) worker threads (bench/soak.js) read random ranges
+#                   (1 B .. 4 MiB, unaligned, across 64 KiB boundaries and end of file, in the
+#                   sparse disks' data) of random views of U.iso (tar.gz, docker tar, squashfs,
+#                   OVA, VMDK, qcow2, raw, VHD, VHDX, VDI, GCE tar.gz, small files) through one
+#                   mount for BENCH_SOAK_SECONDS (600), each range compared with a reference
+#                   copy (`uniso extract`, checked against the listed sha256; the disk images
+#                   also with qemu-img compare against the raw one); page cache dropped every
+#                   20 s; the daemon's VmRSS, fds and threads sampled every 5 s. Targets:
+#                   VmRSS end / 30 s in <= 1.1, no fd or thread growth, 0 mismatches, 0 read
+#                   errors; baseline (info): the same readers on the local references for
+#                   BENCH_SOAK_BASE_SECONDS (60), throughput ratio
 # Needs root (drop_caches, debootstrap, FUSE). Everything mounted or started is
 # stopped on exit, also on failure. Env: BENCH_REPS=3, BENCH_KEEP=1 keeps the big
 # outputs in bench/work/, BENCH_STRICT=1 exits 1 when a target fails,
-# BENCH_ONLY=11 or BENCH_ONLY=12 runs only that section (after the tree, the
-# input ISO and the `uniso build` it needs; no other section can run alone yet)
-# and writes its results to bench/work/results.md instead of bench/results.md; ports:
+# BENCH_ONLY=11, 12, 13 or 14 runs only that section (after the tree, the input ISO
+# and the `uniso build` it needs, which 13 skips; no other section can run alone yet)
+# and writes its results to bench/work/results.md instead of bench/results.md
+# (BENCH_WORK=DIR: another work directory than bench/work/, e.g. for two BENCH_ONLY
+# runs at once); ports:
 # BENCH_HTTP_PORT (18380), BENCH_NGINX_PORT (18381), BENCH_PROXY_PORT (18382).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 ROOT=$(cd "$HERE/.." && pwd)
-WORK="$HERE/work"
+WORK=${BENCH_WORK:-$HERE/work}
 REPS=${BENCH_REPS:-3}
 ISO_NAME=turnkey-benchcore-18.0-bookworm-amd64.iso
 UNISO=(node "$ROOT/bin/uniso")
@@ -97,8 +122,8 @@ HTTP_PID=
 HTTP_PORT=${BENCH_HTTP_PORT:-18380}
 ONLY=${BENCH_ONLY:-}
 case "$ONLY" in
-  ''|11|12) ;;
-  *) echo "bench: BENCH_ONLY=$ONLY: only sections 11 and 12 can run alone" >&2; exit 2 ;;
+  ''|11|12|13|14) ;;
+  *) echo "bench: BENCH_ONLY=$ONLY: only sections 11 to 14 can run alone" >&2; exit 2 ;;
 esac
 # section 11: nginx, the delaying proxy, httpdirfs and the remote uniso mount
 RMNT="$WORK/mnt-remote"
@@ -110,6 +135,10 @@ PROXY_PID=
 PROXY_PORT=${BENCH_PROXY_PORT:-18382}
 DELAY_MS=${BENCH_DELAY_MS:-25}
 HD_PID=
+# sections 13 and 14: the scale trees' uniso and squashfuse mounts
+SCM="$WORK/mnt-scale"
+QMNT="$WORK/mnt-scale-squashfuse"
+QPID=
 
 is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; }
 
@@ -176,6 +205,9 @@ cleanup() {
   stop_http
   stop_uniso   # before httpdirfs: it may be reading U.iso through it
   stop_remote
+  stop_uniso "$SCM"
+  if is_mounted "$QMNT"; then fusermount3 -u "$QMNT" 2>/dev/null || umount -l "$QMNT" || true; fi
+  stop_pid "$QPID"
   if is_mounted "$WORK/mnt-kernel"; then umount "$WORK/mnt-kernel" || umount -l "$WORK/mnt-kernel" || true; fi
   if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/U.iso" "$WORK/U-nodisk.iso" "$WORK/U-oldviews.iso" "$WORK/U-bios.iso" "$WORK/conv" "$WORK/disk" "$WORK/www" "$WORK/remote" "$WORK/newdisk"; fi
   [ $rc = 0 ] || echo "bench: FAILED (exit $rc); logs in $WORK" >&2
@@ -325,6 +357,8 @@ times > "$WORK/times0"
 OURS0=$(times_secs "$WORK/times0")
 t_measure0=$(now)
 : > "$WORK/marks.tsv"
+# (BENCH_ONLY=13 does not need it: the scale section builds its own trees)
+if [ "$ONLY" != 13 ]; then
 mark "uniso build (all views)"
 say "uniso build (all views)"
 uniso_build "" "$WORK/U.iso"
@@ -334,6 +368,7 @@ fact universal_iso_bytes "$(stat -c %s "$WORK/U.iso")"
 VIEW_REL=$(view_path '^proxmox/[^/]*\.tar\.gz$')
 fact view "$VIEW_REL"
 fact view_bytes "$(view_size "$VIEW_REL")"
+fi
 
 # BENCH_ONLY=11 or 12: straight to that section (sections 5 to 10 below, not indented, are skipped)
 if [ -z "$ONLY" ]; then
@@ -938,6 +973,239 @@ node -e '
 ' "$ROOT/node_modules/better-sqlite3" "$WORK/catalog-default.sqlite" > "$WORK/newdisk-recipes.json"
 rm -f "$WORK/U-oldviews.iso" "$WORK/U-bios.iso" "$WORK"/catalog-*.sqlite
 fi # BENCH_ONLY: section 12
+
+# ---- 13. scale: synthetic trees of 100,000 and 1,000,000 entries ----------------------------
+# (not indented: the whole section; a failing build or mount is recorded, not fatal)
+if [ -z "$ONLY" ] || [ "$ONLY" = 13 ]; then
+SC="$WORK/scale"
+rm -rf "$SC"
+mkdir -p "$SC" "$SCM" "$QMNT"
+: > "$WORK/scale.tsv"
+scale_rec() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$WORK/scale.tsv"; } # ENTRIES KIND REP VALUE
+fact scale_tools "$(mksquashfs -version 2>&1 | head -1 | cut -d' ' -f1-3), $(squashfuse --help 2>&1 | head -1 | cut -d' ' -f1-2)"
+# proc_kb PID FIELD: a /proc/PID/status field (kB, or a count for Threads)
+proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+# wait_ls DIR: until `ls DIR` lists something (60 s at most); 1 when it never did
+wait_ls() {
+  local i
+  for i in $(seq 6000); do
+    if [ -n "$(ls -A "$1" 2>/dev/null | head -1)" ]; then return 0; fi
+    sleep 0.01
+  done
+  return 1
+}
+# walk_count MNT: `ls -lR MNT` (every entry lstat'ed), the entries it listed on stdout
+walk_count() { { ls -lR "$1" || true; } | { grep -c '^[-dlbcps]' || true; }; }
+SCALE_SIZES=()
+[ "${BENCH_SCALE_100K:-1}" = 0 ] || SCALE_SIZES+=(100000)
+[ "${BENCH_SCALE_1M:-1}" = 0 ] || SCALE_SIZES+=(1000000)
+fact scale_sizes "${SCALE_SIZES[*]}"
+for n in "${SCALE_SIZES[@]}"; do
+  say "scale, $n entries: the tree (cached under bench/cache/scale-$n-*)"
+  SDIR=$(node "$HERE/make-scale-tree.js" "$n")
+  ST="$SDIR/tree"
+  scale_rec "$n" entries 0 "$(cat "$SDIR/entries")"
+  scale_rec "$n" file-bytes 0 "$(cat "$SDIR/bytes")"
+  scale_rec "$n" tree-make-s 0 "$(cat "$SDIR/done")"
+  scale_rec "$n" load 0 "$(cut -d' ' -f1 /proc/loadavg)"
+  SISO="$SC/S.iso"
+  SSQ="$SC/S.sqfs"
+  rm -f "$SISO" "$SSQ"
+
+  # build: mksquashfs (the baseline), then uniso build; both cold, timed up to their sync
+  mark "scale $n: builds"
+  say "scale, $n entries: mksquashfs -comp gzip (baseline)"
+  drop_caches
+  t0=$(now)
+  /usr/bin/time -f '%M' -o "$SC/sq-maxrss" mksquashfs "$ST" "$SSQ" -comp gzip -noappend -quiet -no-progress >/dev/null
+  sync
+  scale_rec "$n" sq-build-s 1 "$(secs "$t0" "$(now)")"
+  scale_rec "$n" sq-build-maxrss-kb 1 "$(tail -1 "$SC/sq-maxrss")"
+  scale_rec "$n" sq-bytes 1 "$(stat -c %s "$SSQ")"
+  say "scale, $n entries: uniso build (all views)"
+  drop_caches
+  t0=$(now)
+  fact "scale_${n}_build_start" "$t0"
+  rc=0
+  { /usr/bin/time -f '%M' -o "$SC/u-maxrss" "${UNISO[@]}" build "$ST" -o "$SISO" --name "scale-$n" 2>&1 >/dev/null; } | stamp > "$WORK/scale-$n-build-progress.log" || rc=$?
+  fact "scale_${n}_build_end" "$(now)"
+  sync
+  scale_rec "$n" build-s 1 "$(secs "$t0" "$(now)")"
+  scale_rec "$n" build-rc 1 "$rc"
+  [ ! -s "$SC/u-maxrss" ] || scale_rec "$n" build-maxrss-kb 1 "$(grep -E '^[0-9]+$' "$SC/u-maxrss" | tail -1)"
+  if [ $rc != 0 ] || [ ! -s "$SISO" ]; then
+    say "scale, $n entries: uniso build failed (exit $rc): $(grep -v '^[0-9.]* uniso: ' "$WORK/scale-$n-build-progress.log" | tail -2 | cut -c1-300)"
+    rm -f "$SISO" "$SSQ"
+    continue
+  fi
+  say "scale, $n entries: uniso build $(secs "$t0" "$(now)") s"
+  scale_rec "$n" iso-bytes 1 "$(stat -c %s "$SISO")"
+  rm -f "$SC/catalog.sqlite"
+  xorriso -osirrox on -indev "$SISO" -extract /uniso/catalog.sqlite "$SC/catalog.sqlite" >/dev/null 2>&1
+  scale_rec "$n" catalog-bytes 1 "$(stat -c %s "$SC/catalog.sqlite")"
+  rm -f "$SC/catalog.sqlite"
+  "${UNISO[@]}" info --json "$SISO" > "$SC/info.json"
+  scale_rec "$n" base-tree-entries 1 "$(node -e 'const i = require(process.argv[1]); process.stdout.write(String(i.trees.find((t) => t.name === "base").entries))' "$SC/info.json")"
+
+  # mount ready: from starting `uniso mount` (cold) until `ls MNT` answers; vs squashfuse -f of the baseline's image
+  mark "scale $n: mounts and walks"
+  for rep in $(seq 1 "$REPS"); do
+    say "scale, $n entries, rep $rep/$REPS: uniso ls, mount ready, squashfuse ready"
+    drop_caches
+    t0=$(now)
+    "${UNISO[@]}" ls "$SISO" > /dev/null
+    scale_rec "$n" ls-s "$rep" "$(secs "$t0" "$(now)")"
+    drop_caches
+    t0=$(now)
+    if ! "${UNISO[@]}" mount "$SISO" "$SCM" 2> "$SC/mount.err"; then
+      say "scale, $n entries: uniso mount failed: $(head -1 "$SC/mount.err")"
+      scale_rec "$n" mount-failed "$rep" 1
+      stop_uniso "$SCM"
+      break
+    fi
+    t1=$(now)
+    if ! wait_ls "$SCM"; then say "scale, $n entries: the mount never answered ls"; scale_rec "$n" mount-failed "$rep" 1; stop_uniso "$SCM"; break; fi
+    t2=$(now)
+    scale_rec "$n" mount-cmd-s "$rep" "$(secs "$t0" "$t1")"
+    scale_rec "$n" mount-ready-s "$rep" "$(secs "$t0" "$t2")"
+    spid=$(daemon_pid "$SCM")
+    if [ "$rep" = "$REPS" ] && [ -n "$spid" ]; then
+      sleep 1   # let start-up work settle before sampling RSS
+      scale_rec "$n" rss-ready-kb "$rep" "$(proc_kb "$spid" VmRSS)"
+      scale_rec "$n" hwm-ready-kb "$rep" "$(proc_kb "$spid" VmHWM)"
+      say "scale, $n entries: ls -lR of the mounted rootfs/ (cold)"
+      drop_caches
+      t0=$(now)
+      cnt=$(walk_count "$SCM/rootfs")
+      scale_rec "$n" walk-s "$rep" "$(secs "$t0" "$(now)")"
+      scale_rec "$n" walk-entries "$rep" "$cnt"
+      scale_rec "$n" rss-walk-kb "$rep" "$(proc_kb "$spid" VmRSS)"
+      scale_rec "$n" hwm-walk-kb "$rep" "$(proc_kb "$spid" VmHWM)"
+      scale_rec "$n" fds-walk "$rep" "$(ls "/proc/$spid/fd" | wc -l)"
+      scale_rec "$n" threads-walk "$rep" "$(proc_kb "$spid" Threads)"
+    fi
+    [ -z "$spid" ] || DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$spid")))
+    stop_uniso "$SCM"
+
+    drop_caches
+    t0=$(now)
+    squashfuse -f "$SSQ" "$QMNT" 2> "$SC/squashfuse.err" &
+    QPID=$!
+    if wait_ls "$QMNT"; then
+      scale_rec "$n" sq-ready-s "$rep" "$(secs "$t0" "$(now)")"
+      if [ "$rep" = "$REPS" ]; then
+        drop_caches
+        t0=$(now)
+        cnt=$(walk_count "$QMNT")
+        scale_rec "$n" sq-walk-s "$rep" "$(secs "$t0" "$(now)")"
+        scale_rec "$n" sq-walk-entries "$rep" "$cnt"
+        scale_rec "$n" sq-hwm-walk-kb "$rep" "$(proc_kb "$QPID" VmHWM)"
+      fi
+    else
+      say "squashfuse did not mount: $(head -1 "$SC/squashfuse.err")"
+    fi
+    if is_mounted "$QMNT"; then fusermount3 -u "$QMNT" 2>/dev/null || fusermount -u "$QMNT" 2>/dev/null || umount -l "$QMNT" || true; fi
+    stop_pid "$QPID"
+    QPID=
+  done
+  rm -f "$SISO" "$SSQ"
+done
+rm -rf "$SC"
+fi # BENCH_ONLY: section 13
+
+# ---- 14. soak: 16 readers of random ranges of random views through one mount, checked ----------
+# (not indented: the whole section)
+if [ -z "$ONLY" ] || [ "$ONLY" = 14 ]; then
+mark "soak: reference copies"
+SOAK_S=${BENCH_SOAK_SECONDS:-600}
+SOAK_BASE_S=${BENCH_SOAK_BASE_SECONDS:-60}
+SOAK_W=${BENCH_SOAK_READERS:-16}
+K="$WORK/soak"
+rm -rf "$K"
+mkdir -p "$K/ref"
+fact soak_seconds "$SOAK_S"
+fact soak_base_seconds "$SOAK_BASE_S"
+fact soak_readers "$SOAK_W"
+fact soak_load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+# one view of each kind: spliced tar.gz, inflating tar, squashfs, OVA, streamOptimized VMDK,
+# qcow2, the sparse raw disk, dynamic VHD, VHDX, VDI, the GCE tar.gz, and small files
+SOAK_VIEWS=$(node -e '
+  const v = require(process.argv[1]);
+  const res = [/^proxmox\/[^/]*\.tar\.gz$/, /^docker\/[^/]*\.tar$/, /^lxc\/.*rootfs\.squashfs$/, /^vm\/[^/]*\.ova$/, /^vm\/[^/]*-disk1\.vmdk$/,
+    /^openstack\/[^/]*\.qcow2$/, /^raw\/[^/]*\.img$/, /^vhd\/[^/]*\.vhd$/, /^vhdx\/[^/]*\.vhdx$/, /^vdi\/[^/]*\.vdi$/, /^gce\/[^/]*\.tar\.gz$/,
+    /^vm\/[^/]*\.ovf$/, /^vm\/[^/]*\.mf$/, /^vmdk\/[^/]*[^t]\.vmdk$/, /^raw\/[^/]*\.img\.sha256$/, /^README\.txt$/];
+  const out = [];
+  for (const re of res) { const x = v.find((y) => re.test(y.path)); if (x) out.push(x.path); }
+  process.stdout.write(out.join("\n"));
+' "$WORK/views.json")
+fact soak_views "$(printf '%s' "$SOAK_VIEWS" | paste -sd' ')"
+: > "$WORK/soak-checks.tsv"
+soak_check() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/soak-checks.tsv"; }
+view_sha() { node -e 'const v = require(process.argv[1]); process.stdout.write(v.find((x) => x.path === process.argv[2]).sha256)' "$WORK/views.json" "$1"; }
+# the references: `uniso extract` (sparse where the recipe has zero runs), each checked against
+# the sha256 `uniso ls --json` lists; the disk images also against the raw one with qemu-img compare
+say "soak: reference copies of $(printf '%s\n' "$SOAK_VIEWS" | wc -l) views (uniso extract, sha256, qemu-img compare)"
+t0=$(now)
+while IFS= read -r v; do
+  r="$K/ref/$(printf '%s' "$v" | tr / _)"
+  "${UNISO[@]}" extract "$WORK/U.iso" "$v" -o "$r"
+  sum=$(sha256sum "$r" | cut -d' ' -f1)
+  if [ "$sum" = "$(view_sha "$v")" ] && [ "$(stat -c %s "$r")" = "$(view_size "$v")" ]; then soak_check "ref $v" ok "size and sha256 as listed"
+  else soak_check "ref $v" FAIL "sha256 $sum, size $(stat -c %s "$r")"; fi
+done <<< "$SOAK_VIEWS"
+RAW_REF="$K/ref/$(view_path '^raw/[^/]*\.img$' | tr / _)"
+for kf in 'openstack/[^/]*\.qcow2$:qcow2' 'vhd/[^/]*\.vhd$:vpc' 'vhdx/[^/]*\.vhdx$:vhdx' 'vdi/[^/]*\.vdi$:vdi' 'vm/[^/]*-disk1\.vmdk$:vmdk'; do
+  v=$(view_path "^${kf%:*}") || continue
+  cout=$(qemu-img compare -f raw -F "${kf##*:}" "$RAW_REF" "$K/ref/$(printf '%s' "$v" | tr / _)" 2>&1) && soak_check "compare $v" ok "qemu-img compare with the raw view: $cout" || soak_check "compare $v" FAIL "qemu-img compare: $(printf '%s\n' "$cout" | head -1)"
+done
+fact soak_refs_s "$(secs "$t0" "$(now)")"
+fact soak_refs_alloc_bytes "$(du -sB1 "$K/ref" | cut -f1)"
+# the files list, with the data extents of the sparse references (SEEK_DATA/SEEK_HOLE)
+# shellcheck disable=SC2086 # one argument per view (no spaces in view paths)
+python3 - "$K/files.json" "$K/ref" $SOAK_VIEWS <<'PY'
+import json, os, sys
+out, refdir, views = sys.argv[1], sys.argv[2], sys.argv[3:]
+files = []
+for v in views:
+    ref = os.path.join(refdir, v.replace('/', '_'))
+    st = os.stat(ref)
+    f = {'path': v, 'ref': ref, 'size': st.st_size}
+    if st.st_blocks * 512 < st.st_size * 0.9:
+        fd = os.open(ref, os.O_RDONLY)
+        ext, off = [], 0
+        while off < st.st_size:
+            try:
+                d = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError:
+                break
+            h = os.lseek(fd, d, os.SEEK_HOLE)
+            ext.append([d, h])
+            off = h
+        os.close(fd)
+        f['extents'] = ext
+    files.append(f)
+json.dump(files, open(out, 'w'))
+PY
+
+mark "soak: FUSE readers"
+say "soak: $SOAK_W readers through one uniso mount for $SOAK_S s (RSS, fds, threads sampled every 5 s)"
+mount_uniso
+fact soak_pid "$pid"
+node "$HERE/soak.js" --files "$K/files.json" --target "$UMNT" --seconds "$SOAK_S" --workers "$SOAK_W" --pid "$pid" \
+  --samples "$WORK/soak-samples.tsv" --out "$WORK/soak.json" 2> "$WORK/soak.log" || say "soak: the readers failed: $(tail -3 "$WORK/soak.log")"
+DAEMON_TICKS=$((DAEMON_TICKS + $(proc_ticks "$pid")))
+stop_uniso
+fact soak_load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+mark "soak: local baseline"
+say "soak: the same readers on the reference copies (local disk) for $SOAK_BASE_S s"
+node -e '
+  const f = require(process.argv[1]);
+  require("fs").writeFileSync(process.argv[2], JSON.stringify(f.map((x) => ({ ...x, path: require("path").basename(x.ref) }))));
+' "$K/files.json" "$K/files-local.json"
+node "$HERE/soak.js" --files "$K/files-local.json" --target "$K/ref" --seconds "$SOAK_BASE_S" --workers "$SOAK_W" --drop 20 \
+  --samples "$WORK/soak-base-samples.tsv" --out "$WORK/soak-base.json" 2> "$WORK/soak-base.log" || say "soak: the baseline readers failed: $(tail -3 "$WORK/soak-base.log")"
+rm -rf "$K"
+fi # BENCH_ONLY: section 14
 
 mark end
 T_END=$(now)
