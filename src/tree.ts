@@ -198,26 +198,19 @@ export class Tree {
 
   /** Depth-first walk in sorted order: (path parts, inode, parent ino). Root first. */
   *walk(): Generator<{ path: string[]; inode: Inode; parent: number; name: string }> {
-    const stack: { path: string[]; ino: number; parent: number; name: string }[] = [
-      { path: [], ino: ROOT_INO, parent: ROOT_INO, name: '' },
-    ];
-    while (stack.length) {
-      const e = stack.pop()!;
-      const inode = this.inodes.get(e.ino)!;
-      yield { path: e.path, inode, parent: e.parent, name: e.name };
-      if (inode.type === EntryType.Dir) {
-        const kids = this.sortedChildren(e.ino);
-        for (let i = kids.length - 1; i >= 0; i--) {
-          const [name, ino] = kids[i];
-          stack.push({ path: [...e.path, name], ino, parent: e.ino, name });
-        }
-      }
+    const dirPaths = new Map<number, string[]>(); // directories walked so far: their paths
+    let first = true;
+    for (const e of this.walkEntries()) {
+      const path = first ? [] : [...dirPaths.get(e.parent)!, e.name];
+      first = false;
+      if (e.inode.type === EntryType.Dir) dirPaths.set(e.inode.ino, path);
+      yield { path, ...e };
     }
   }
 
   /**
-   * The same walk without the paths (a path array per entry costs memory
-   * and time on large trees): (inode, parent ino, name). Root first.
+   * The walk without the paths (a path array per entry costs memory and
+   * time on large trees): (inode, parent ino, name). Root first.
    */
   *walkEntries(): Generator<{ inode: Inode; parent: number; name: string }> {
     const stack: { ino: number; parent: number; name: string }[] = [{ ino: ROOT_INO, parent: ROOT_INO, name: '' }];
@@ -300,7 +293,6 @@ export class Tree {
 export function splitPath(p: string): string[] {
   return p.split('/').filter((x) => x !== '' && x !== '.');
 }
-
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
