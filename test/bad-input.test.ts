@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
-import { processAlive, buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, runAsync, RunResult, tempDir, uniso, readAt, UNISO, isoExtent } from './lib/fixture';
+import { processAlive, buildUniversal, fixture, FIXTURE_NAME, FIXTURE_TEMPLATE, isMounted, mount, must, mustUniso, run, runAsync, RunResult, tempDir, uniso, readAt, UNISO, isoExtent, unmountAtTeardown } from './lib/fixture';
 import { execFileSync, spawn } from 'node:child_process';
 
 const fx = fixture();
@@ -76,16 +76,6 @@ function daemonPid(mnt: string): number {
   // fall back to the process list
   const r = must('pgrep', ['-f', `uniso mount --foreground.* ${mnt}$`]);
   return Number(r.stdout.trim().split('\n')[0]);
-}
-
-/** Unmount `mnt` at teardown if a failed check left it mounted. */
-function unmountAtTeardown(t: tap.Test, mnt: string): void {
-  t.teardown(() => {
-    if (isMounted(mnt)) {
-      uniso(['umount', mnt]);
-      if (isMounted(mnt)) run('fusermount3', ['-uz', mnt]);
-    }
-  });
 }
 
 // A good universal ISO of the fixture (damaged copies are made from it).

@@ -29,8 +29,8 @@ import * as http from 'node:http';
 import * as crypto from 'node:crypto';
 import { ChildProcess, spawn } from 'node:child_process';
 import {
-  buildUniversal, freePort, isoExtent, isMounted, mountState, must, mustUniso, processAlive, runAsync, tempDir, uniso, UNISO, FIXTURE_NAME,
-  Teardown,
+  buildUniversal, freePort, isoExtent, isMounted, mountState, must, mustUniso, processAlive, runAsync, tempDir, UNISO, FIXTURE_NAME,
+  Teardown, unmountAtTeardown,
 } from './lib/fixture';
 import { Catalog } from '../src/catalog/reader';
 import { openImage, OpenImage } from '../src/image/open';
@@ -409,12 +409,7 @@ function readAllUntilError(file: string): { got: Buffer; err?: NodeJS.ErrnoExcep
 async function checkMount(tt: Test, img: string): Promise<void> {
   const mnt = path.join(tempDir(tt, 'uniso-corrupt-mnt-'), 'mnt');
   fs.mkdirSync(mnt);
-  tt.teardown(() => {
-    if (isMounted(mnt)) {
-      uniso(['umount', mnt]);
-      if (isMounted(mnt)) runAsync('fusermount3', ['-uz', mnt]);
-    }
-  });
+  unmountAtTeardown(tt, mnt);
   const m = await runAsync(process.execPath, [UNISO, 'mount', img, mnt]);
   if (m.code !== 0) {
     clearError(tt, m.stderr, 'mount refused');

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import {
   buildUniversal, extractViews, fixture, isMounted, listViews, mountOn, mountState, must, mustUniso, processAlive, run, tempDir,
-  UNISO, uniso, waitUntil, FIXTURE_NAME,
+  UNISO, uniso, unmountAtTeardown, waitUntil, FIXTURE_NAME,
 } from './lib/fixture';
 
 const fx = fixture();
@@ -364,12 +364,7 @@ t.test('two NFS exports at once: each serves v3 and v4 (or the second is refused
   const bPort = await nfsPort();
   const bMnt = path.join(tempDir(t, 'uniso-nfsmnt-'), 'mnt');
   fs.mkdirSync(bMnt);
-  t.teardown(() => {
-    if (isMounted(bMnt)) {
-      uniso(['umount', bMnt]);
-      if (isMounted(bMnt)) run('fusermount3', ['-uz', bMnt]);
-    }
-  });
+  unmountAtTeardown(t, bMnt);
   const second = uniso(['mount', uni, bMnt, '--nfs', `127.0.0.1:${bPort}`]);
   if (second.code !== 0) {
     // refusing a second export is acceptable if it says so in one line and mounts nothing

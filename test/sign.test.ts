@@ -19,7 +19,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { buildUniversal, fixture, FIXTURE_TEMPLATE, isMounted, must, mustUniso, run, RunResult, tempDir, uniso, UNISO, waitUntil, mountOn, isoExtent, freePort } from './lib/fixture';
+import { buildUniversal, fixture, FIXTURE_TEMPLATE, isMounted, must, mustUniso, run, RunResult, tempDir, uniso, UNISO, waitUntil, mountOn, isoExtent, freePort, unmountAtTeardown } from './lib/fixture';
 
 const fx = fixture();
 const work = tempDir(t, 'uniso-sign-');
@@ -77,16 +77,6 @@ function flipBit(file: string, offset: number, bit: number): void {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** Unmount `mnt` at teardown if a failed check left it mounted. */
-function unmountAtTeardown(t: Test, mnt: string): void {
-  t.teardown(() => {
-    if (isMounted(mnt)) {
-      uniso(['umount', mnt]);
-      if (isMounted(mnt)) run('fusermount3', ['-uz', mnt]);
-    }
-  });
 }
 
 /** The daemon processes whose command line names `mnt` (pgrep's report). */

@@ -203,14 +203,19 @@ export async function waitUntil(cond: () => boolean, ms = 10000): Promise<boolea
   }
 }
 
-/** Mount `image` on an existing empty directory `mnt`; unmounted at teardown. */
-export function mountOn(t: Teardown, image: string, mnt: string, extra: string[] = []): string {
+/** Unmount `mnt` at teardown if it is still mounted then (`uniso umount`, else a lazy fusermount3 -uz). */
+export function unmountAtTeardown(t: Teardown, mnt: string): void {
   t.teardown(() => {
     if (isMounted(mnt)) {
       uniso(['umount', mnt]);
       if (isMounted(mnt)) run('fusermount3', ['-uz', mnt]);
     }
   });
+}
+
+/** Mount `image` on an existing empty directory `mnt`; unmounted at teardown. */
+export function mountOn(t: Teardown, image: string, mnt: string, extra: string[] = []): string {
+  unmountAtTeardown(t, mnt);
   mustUniso(['mount', image, mnt, ...extra]);
   return mnt;
 }
