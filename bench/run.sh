@@ -252,7 +252,9 @@ daemon_pid() { # [MNT]
 # raise_ra MNT: the kernel readahead of a FUSE mount to what `uniso mount` sets (1 MiB),
 # so the baselines get the same kernel help as uniso
 raise_ra() { echo 1024 > "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"; }
-vmhwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+# proc_kb PID FIELD: a /proc/PID/status field (kB, or a count for Threads)
+proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+vmhwm_kb() { proc_kb "$1" VmHWM; }
 # stamp: prefix every line read with the time it arrived (for phase breakdowns)
 stamp() { while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done; }
 # timed CMD...: drop the page cache, run CMD (its output to stderr), sync, print seconds
@@ -268,6 +270,7 @@ timed() {
 # view_path REGEX: the path of the first view matching REGEX; view_size PATH: its size
 view_path() { node -e 'const v = require(process.argv[1]); const x = v.find((x) => new RegExp(process.argv[2]).test(x.path)); if (!x) process.exit(1); process.stdout.write(x.path)' "$WORK/views.json" "$1"; }
 view_size() { node -e 'const v = require(process.argv[1]); process.stdout.write(String(v.find((x) => x.path === process.argv[2]).size))' "$WORK/views.json" "$1"; }
+view_sha() { node -e 'const v = require(process.argv[1]); process.stdout.write(v.find((x) => x.path === process.argv[2]).sha256)' "$WORK/views.json" "$1"; }
 mount_uniso() {
   "${UNISO[@]}" mount "$WORK/U.iso" "$UMNT"
   pid=$(daemon_pid)
@@ -855,7 +858,6 @@ VDI_REL=$(view_path '^vdi/[^/]*\.vdi$')
 GCE_REL=$(view_path '^gce/[^/]*\.tar\.gz$')
 NRAW_REL=$(view_path '^raw/[^/]*\.img$')
 NDISK_SIZE=$(view_size "$NRAW_REL")
-view_sha() { node -e 'const v = require(process.argv[1]); process.stdout.write(v.find((x) => x.path === process.argv[2]).sha256)' "$WORK/views.json" "$1"; }
 NRAW_SHA=$(view_sha "$NRAW_REL")
 for k in vhdx vdi gce raw; do
   case $k in vhdx) r=$VHDX_REL ;; vdi) r=$VDI_REL ;; gce) r=$GCE_REL ;; raw) r=$NRAW_REL ;; esac
@@ -983,8 +985,6 @@ mkdir -p "$SC" "$SCM" "$QMNT"
 : > "$WORK/scale.tsv"
 scale_rec() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$WORK/scale.tsv"; } # ENTRIES KIND REP VALUE
 fact scale_tools "$(mksquashfs -version 2>&1 | head -1 | cut -d' ' -f1-3), $(squashfuse --help 2>&1 | head -1 | cut -d' ' -f1-2)"
-# proc_kb PID FIELD: a /proc/PID/status field (kB, or a count for Threads)
-proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 # wait_ls DIR: until `ls DIR` lists something (60 s at most); 1 when it never did
 wait_ls() {
   local i
@@ -1141,7 +1141,6 @@ SOAK_VIEWS=$(node -e '
 fact soak_views "$(printf '%s' "$SOAK_VIEWS" | paste -sd' ')"
 : > "$WORK/soak-checks.tsv"
 soak_check() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$WORK/soak-checks.tsv"; }
-view_sha() { node -e 'const v = require(process.argv[1]); process.stdout.write(v.find((x) => x.path === process.argv[2]).sha256)' "$WORK/views.json" "$1"; }
 # the references: `uniso extract` (sparse where the recipe has zero runs), each checked against
 # the sha256 `uniso ls --json` lists; the disk images also against the raw one with qemu-img compare
 say "soak: reference copies of $(printf '%s\n' "$SOAK_VIEWS" | wc -l) views (uniso extract, sha256, qemu-img compare)"
